@@ -1,0 +1,38 @@
+"""SIP messages: parsing, lossless serialisation, typed headers, URIs and framing."""
+
+from .address import NameAddr, parse_name_addr, parse_name_addr_list
+from .fields import CSeq, Via, parse_cseq, parse_via
+from .framer import KeepAlivePing, KeepAlivePong, StreamFramer
+from .headers import HeaderField, Headers, canonical_key
+from .model import Message, Request, Response
+from .params import Params
+from .parser import parse_message, safe_parse, validate
+from .uri import URI, AbsoluteURI, SipURI, TelURI, parse_uri
+
+__all__ = [
+    "AbsoluteURI",
+    "CSeq",
+    "HeaderField",
+    "Headers",
+    "KeepAlivePing",
+    "KeepAlivePong",
+    "Message",
+    "NameAddr",
+    "Params",
+    "Request",
+    "Response",
+    "SipURI",
+    "StreamFramer",
+    "TelURI",
+    "URI",
+    "Via",
+    "canonical_key",
+    "parse_cseq",
+    "parse_message",
+    "parse_name_addr",
+    "parse_name_addr_list",
+    "parse_uri",
+    "parse_via",
+    "safe_parse",
+    "validate",
+]

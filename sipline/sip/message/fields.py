@@ -1,0 +1,202 @@
+"""Typed values of the headers that routing depends on: Via, CSeq, and numeric headers.
+
+Name-addr headers (From, To, Contact, Route...) live in :mod:`.address`; the URI grammar in
+:mod:`.uri`.  Each parser here takes one header value and either returns a frozen value or
+raises :class:`~sipline.sip.errors.ParseError` naming the header and the fault.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field, replace
+
+from ..errors import ParseError
+from ._scan import is_token
+from .params import Params
+
+__all__ = [
+    "Via",
+    "CSeq",
+    "parse_via",
+    "parse_cseq",
+    "parse_uint",
+    "parse_token_list",
+    "MAX_CSEQ",
+]
+
+#: RFC 3261 §8.1.1.5: the sequence number MUST be less than 2**31.
+MAX_CSEQ = 2**31 - 1
+
+_TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"
+# via-parm      = sent-protocol LWS sent-by *( SEMI via-params )
+# sent-protocol = protocol-name SLASH protocol-version SLASH transport
+# sent-by       = host [ COLON port ]
+# SLASH/COLON/SEMI allow surrounding LWS; folded lines arrive here already unfolded.
+_VIA_RE = re.compile(
+    rf"({_TOKEN})[ \t]*/[ \t]*({_TOKEN})[ \t]*/[ \t]*({_TOKEN})[ \t]+"
+    r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-.]+)"
+    r"(?:[ \t]*:[ \t]*([0-9]{1,5}))?"
+    r"[ \t]*(;.*)?",
+    re.DOTALL,
+)
+_HOSTNAME_RE = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?\.)*[A-Za-z](?:[A-Za-z0-9\-]*[A-Za-z0-9])?\.?")
+_IPV4_RE = re.compile(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}")
+
+
+def _check_host(host: str, what: str) -> str:
+    """Validate a sent-by host and return it without IPv6 brackets."""
+    if host.startswith("["):
+        inner = host[1:-1]
+        try:
+            ipaddress.IPv6Address(inner)
+        except ValueError:
+            raise ParseError(f"{what}: bad IPv6 reference {host!r}") from None
+        return inner
+    if _IPV4_RE.fullmatch(host):
+        if any(int(part) > 255 for part in host.split(".")):
+            raise ParseError(f"{what}: bad IPv4 address {host!r}")
+        return host
+    if not _HOSTNAME_RE.fullmatch(host):
+        raise ParseError(f"{what}: bad host {host!r}")
+    return host
+
+
+@dataclass(frozen=True, slots=True)
+class Via:
+    """One Via value (RFC 3261 §20.42, §18.2.1 received, RFC 3581 rport)."""
+
+    #: Transport, upper case ("UDP", "TCP", "TLS", "WS", "WSS", "SCTP"...).
+    transport: str
+    #: sent-by host; IPv6 without brackets.
+    host: str
+    #: sent-by port, None when absent (the transport's default applies).
+    port: int | None = None
+    params: Params = field(default_factory=Params)
+    #: Protocol name and version, "SIP" and "2.0" for every compliant peer.
+    protocol: str = "SIP/2.0"
+
+    @property
+    def branch(self) -> str | None:
+        """The branch parameter (§8.1.1.7), the transaction key for RFC 3261 peers."""
+        return self.params.get("branch")
+
+    @property
+    def received(self) -> str | None:
+        """The received parameter added by the server that got the request."""
+        return self.params.get("received")
+
+    @property
+    def rport(self) -> int | None:
+        """The rport value (RFC 3581), None if absent or still empty."""
+        value = self.params.get("rport")
+        if value is None or not value.isdigit():
+            return None
+        return int(value)
+
+    @property
+    def has_rport(self) -> bool:
+        """True if the rport parameter is present (with or without a value)."""
+        return "rport" in self.params
+
+    @property
+    def maddr(self) -> str | None:
+        return self.params.get("maddr")
+
+    @property
+    def ttl(self) -> int | None:
+        value = self.params.get("ttl")
+        return int(value) if value is not None and value.isdigit() else None
+
+    @property
+    def sent_by(self) -> str:
+        """host[:port] as it would appear on the wire."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if self.port is None else f"{host}:{self.port}"
+
+    @property
+    def is_rfc3261(self) -> bool:
+        """True if the branch carries the magic cookie, so branch matching applies."""
+        branch = self.branch
+        return branch is not None and branch.startswith("z9hG4bK")
+
+    def with_param(self, name: str, value: str | None = None) -> Via:
+        return replace(self, params=self.params.with_(name, value))
+
+    def __str__(self) -> str:
+        return f"{self.protocol}/{self.transport} {self.sent_by}{self.params}"
+
+
+def parse_via(value: str) -> Via:
+    """Parse one via-parm.  Raises ParseError naming what is wrong."""
+    m = _VIA_RE.fullmatch(value)
+    if m is None:
+        raise ParseError(f"malformed Via value {value[:80]!r}", header="Via")
+    name, version, transport, host, port, params = m.groups()
+    host = _check_host(host, "Via")
+    port_num: int | None = None
+    if port is not None:
+        port_num = int(port)
+        if not 0 < port_num < 65536:
+            raise ParseError(f"Via port {port} out of range", header="Via")
+    try:
+        parsed = Params.parse(params) if params else Params()
+    except ParseError as exc:
+        raise ParseError(f"Via: {exc.reason}", header="Via") from None
+    if "branch" in parsed and not parsed.get("branch"):
+        raise ParseError("Via branch parameter without a value", header="Via")
+    if name.upper() == "SIP" and version == "2.0":
+        protocol = "SIP/2.0"
+    else:
+        protocol = f"{name}/{version}"
+    return Via(transport.upper(), host, port_num, parsed, protocol)
+
+
+@dataclass(frozen=True, slots=True)
+class CSeq:
+    """The CSeq header (RFC 3261 §20.16): sequence number and method."""
+
+    seq: int
+    method: str
+
+    def __str__(self) -> str:
+        return f"{self.seq} {self.method}"
+
+
+def parse_cseq(value: str) -> CSeq:
+    """Parse ``1*DIGIT LWS Method``; the number must fit in 31 bits (§8.1.1.5)."""
+    parts = value.split()
+    if len(parts) != 2 or not parts[0].isdigit() or not parts[0].isascii():
+        raise ParseError(f"malformed CSeq {value[:60]!r}", header="CSeq")
+    seq = int(parts[0])
+    if seq > MAX_CSEQ:
+        raise ParseError(f"CSeq number {parts[0][:20]} exceeds 2**31-1", header="CSeq")
+    if not is_token(parts[1]):
+        raise ParseError(f"CSeq method {parts[1]!r} is not a token", header="CSeq")
+    return CSeq(seq, parts[1])
+
+
+def parse_uint(value: str, header: str, maximum: int | None = None, clamp: bool = False) -> int:
+    """Parse a 1*DIGIT header value.
+
+    With ``clamp``, values above *maximum* become *maximum* (RFC 3261 §20.19 tells us to read
+    oversized delta-seconds as 2**32-1); otherwise they are refused.
+    """
+    text = value.strip()
+    if not text or not text.isdigit() or not text.isascii():
+        raise ParseError(f"{header} is not a number: {value[:40]!r}", header=header)
+    if maximum is not None and (len(text) > 20 or int(text) > maximum):
+        if clamp:
+            return maximum
+        raise ParseError(f"{header} value {text[:20]} too large", header=header)
+    return int(text)
+
+
+def parse_token_list(values: list[str], header: str) -> tuple[str, ...]:
+    """Option tags or methods from list header values (Require, Supported, Allow...)."""
+    out = []
+    for value in values:
+        if not is_token(value):
+            raise ParseError(f"{header}: {value[:40]!r} is not a token", header=header)
+        out.append(value)
+    return tuple(out)

@@ -1,0 +1,63 @@
+"""SDP (RFC 8866) model, parser and serializer, and RFC 3264 offer/answer."""
+
+from __future__ import annotations
+
+from .model import (
+    STATIC_PAYLOAD_TYPES,
+    Attribute,
+    Bandwidth,
+    Connection,
+    Direction,
+    MediaDescription,
+    Origin,
+    RtpMap,
+    SessionDescription,
+    Timing,
+)
+from .offer_answer import (
+    TELEPHONE_EVENT,
+    Codec,
+    CodecOrder,
+    LocalSession,
+    MediaCapabilities,
+    NegotiatedStream,
+    build_answer,
+    build_offer,
+    hold,
+    is_hold,
+    negotiate,
+    next_version,
+    resume,
+)
+from .parser import DEFAULT_MAX_LINES, DEFAULT_MAX_SIZE, parse_sdp
+from .serializer import serialize
+
+__all__ = [
+    "STATIC_PAYLOAD_TYPES",
+    "TELEPHONE_EVENT",
+    "Codec",
+    "CodecOrder",
+    "LocalSession",
+    "MediaCapabilities",
+    "NegotiatedStream",
+    "build_answer",
+    "build_offer",
+    "hold",
+    "is_hold",
+    "negotiate",
+    "next_version",
+    "resume",
+    "Attribute",
+    "Bandwidth",
+    "Connection",
+    "DEFAULT_MAX_LINES",
+    "DEFAULT_MAX_SIZE",
+    "Direction",
+    "MediaDescription",
+    "Origin",
+    "RtpMap",
+    "SessionDescription",
+    "Timing",
+    "parse_sdp",
+    "serialize",
+]
