@@ -162,8 +162,12 @@ class JitterBuffer:
             depth=len(self._buffer),
         )
 
-    def push(self, packet: RtpPacket, arrival_time: float) -> str:
-        """File ``packet``; return what happened: ``queued``, ``duplicate``, ``late``..."""
+    def push(self, packet: RtpPacket, arrival_time: float, *, timing: bool = True) -> str:
+        """File ``packet``; return ``"queued"``, ``"duplicate"`` or ``"late"``.
+
+        ``timing=False`` keeps the packet out of the jitter estimate (telephone events
+        repeat one timestamp, which would read as jitter).
+        """
         if self._ssrc is not None and packet.ssrc != self._ssrc:
             self._resync()
         self._ssrc = packet.ssrc
@@ -180,7 +184,8 @@ class JitterBuffer:
         verdict = self._classify(extended)
         if verdict != "queued":
             return verdict
-        self._update_jitter(packet, arrival_time)
+        if timing:
+            self._update_jitter(packet, arrival_time)
         if self._highest is None:
             self._first_arrival = arrival_time
             self._highest = (extended, packet.sequence)

@@ -81,8 +81,13 @@ class ReceiverStatistics:
         self._received_prior = 0
         self._expected_prior = 0
 
-    def update(self, sequence: int, timestamp: int, arrival: float) -> bool:
-        """Account one packet; return False if A.1 validation rejected it."""
+    def update(self, sequence: int, timestamp: int, arrival: float, *, timing: bool = True) -> bool:
+        """Account one packet; return False if A.1 validation rejected it.
+
+        ``timing=False`` counts the packet without feeding the jitter estimate: RFC 4733
+        events repeat one timestamp over their whole duration, which A.8 would misread
+        as jitter.
+        """
         if not self._initialised:
             self._initialised = True
             self._init_seq(sequence)
@@ -90,11 +95,13 @@ class ReceiverStatistics:
             if self._probation == 0:
                 self.max_seq = sequence
                 self.received = 1
-                self._update_jitter(timestamp, arrival)
+                if timing:
+                    self._update_jitter(timestamp, arrival)
                 return True
         if not self._update_seq(sequence):
             return False
-        self._update_jitter(timestamp, arrival)
+        if timing:
+            self._update_jitter(timestamp, arrival)
         return True
 
     def _update_seq(self, seq: int) -> bool:

@@ -312,7 +312,8 @@ def plan(
     scheme = dest.scheme.lower()
     allowed = [t for t in transports if t in _SECURE] if dest.secure else list(transports)
     if not allowed:
-        raise ResolveError(f"no secure transport configured for {dest.target!r}")
+        kind = "secure transport" if dest.secure else "transport"
+        raise ResolveError(f"no {kind} configured for {dest.target!r}")
     explicit = _explicit_transport(dest, scheme, allowed)
     domain = dest.target
     ctx = _Context(domain, pick, prefer_ipv6)
@@ -383,7 +384,8 @@ class _Context:
         answers = yield tuple(Query("SRV", name) for _, name in choices)
         hops: list[tuple[str, str, int]] = []
         for (transport, _), records in zip(choices, answers):
-            srvs = _only(records, SrvRecord)[:_MAX_SRV_PER_NAME]
+            # Keep the best priorities when a zone lists absurdly many servers.
+            srvs = sorted(_only(records, SrvRecord), key=lambda r: r.priority)[:_MAX_SRV_PER_NAME]
             hops.extend(
                 (transport, _normalize(r.target), r.port) for r in order_srv(srvs, self.pick)
             )

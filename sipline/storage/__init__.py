@@ -140,9 +140,13 @@ def _sqlite_path(url: str) -> str:
 
 def _max_bindings(query: dict[str, list[str]], default: int) -> int:
     try:
-        return int(query.get("max_bindings", [default])[-1])
+        value = int(query.get("max_bindings", [default])[-1])
     except ValueError as exc:
         raise UsageError(f"max_bindings must be an integer: {exc}") from exc
+    if value < 1:
+        # Checked before connecting, so a bad option cannot leak a half-open backend.
+        raise UsageError(f"max_bindings must be at least 1, got {value}")
+    return value
 
 
 async def open_storage(

@@ -31,7 +31,7 @@ import json
 import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 from redis.exceptions import WatchError
@@ -78,7 +78,7 @@ _MAX_RETRIES = 64
 
 def connect(url: str) -> aioredis.Redis:
     """A client for ``redis://host:port/db`` that returns str, not bytes."""
-    return cast(aioredis.Redis, aioredis.from_url(url, decode_responses=True))
+    return aioredis.from_url(url, decode_responses=True)
 
 
 async def _optimistic(
@@ -92,6 +92,9 @@ async def _optimistic(
     its writes and returns; if it returns without calling multi() there is nothing to
     commit.
     """
+    # The pipeline is Any: redis-py's stubs type results as bytes|str unions and its
+    # watch/unwatch as untyped, which buys nothing but casts here.
+    pipe: Any
     async with client.pipeline(transaction=True) as pipe:
         for _ in range(_MAX_RETRIES):
             await pipe.watch(*keys)
@@ -127,6 +130,7 @@ class RedisLocationStore:
 
     async def _read(self, aor: str) -> tuple[dict[str, Binding], int]:
         bkey, vkey = self._keys(aor)
+        pipe: Any
         async with self.client.pipeline(transaction=True) as pipe:
             raw, version = await pipe.hgetall(bkey).get(vkey).execute()
         return {c: binding_from_json(v) for c, v in raw.items()}, int(version or 0)
@@ -198,7 +202,8 @@ class RedisLocationStore:
 
     async def purge_expired(self, now: float) -> int:
         purged = 0
-        for aor in await self.client.zrangebyscore(self._idx, "-inf", now):
+        aors = [str(a) for a in await self.client.zrangebyscore(self._idx, "-inf", now)]
+        for aor in aors:
             before, after, _ = await self._mutate(
                 aor, lambda stored, _v: {c: b for c, b in stored.items() if b.alive(now)}
             )
@@ -206,7 +211,7 @@ class RedisLocationStore:
         return purged
 
     async def _everything(self) -> list[Binding]:
-        aors = await self.client.zrange(self._idx, 0, -1)
+        aors = [str(a) for a in await self.client.zrange(self._idx, 0, -1)]
         async with self.client.pipeline(transaction=False) as pipe:
             for aor in aors:
                 pipe.hvals(self._keys(aor)[0])
@@ -218,7 +223,13 @@ class RedisLocationStore:
         return sorted(alive, key=lambda b: (b.aor, binding_order(b)))
 
     async def count(self, now: float | None = None) -> int:
-        return sum(1 for b in await self._everything() if now is None or b.alive(now))
+        if now is not None:
+            return sum(1 for b in await self._everything() if b.alive(now))
+        aors = [str(a) for a in await self.client.zrange(self._idx, 0, -1)]
+        async with self.client.pipeline(transaction=False) as pipe:
+            for aor in aors:
+                pipe.hlen(self._keys(aor)[0])
+            return sum(int(n) for n in await pipe.execute())
 
 
 class RedisSubscriberStore:
@@ -379,7 +390,7 @@ class RedisCounterStore:
             raise UsageError("token bucket needs a positive rate and burst")
         # Idle long enough to refill completely == absent, so let Redis drop it then.
         idle_ms = math.ceil(burst / rate * 1000) + 1000
-        args = [repr(float(rate)), repr(float(burst)), repr(float(now)), idle_ms]
+        args: list[str | int] = [repr(float(rate)), repr(float(burst)), repr(float(now)), idle_ms]
         return bool(await self._take(keys=[f"{self.prefix}bkt:{key}"], args=args))
 
     async def reset(self) -> None:

@@ -368,7 +368,7 @@ def test_system_configuration_and_its_absence(monkeypatch: pytest.MonkeyPatch) -
     class Unconfigured(dns.asyncresolver.Resolver):
         def __init__(self, filename: str = "/etc/resolv.conf", configure: bool = True) -> None:
             if configure:
-                raise dns.resolver.NoResolverConfiguration("no resolv.conf")
+                raise dns.resolver.NoResolverConfiguration
             super().__init__(filename, configure)
 
     monkeypatch.setattr(dns.asyncresolver, "Resolver", Unconfigured)

@@ -413,6 +413,7 @@ def test_prefer_ipv6_orders_aaaa_first() -> None:
         (Destination("sip", "example.com", transport="sctp"), ("udp",), "transport=sctp"),
         (Destination("sip", "192.0.2.1", transport="ws"), ("udp", "tcp"), "not enabled"),
         (Destination("sips", "example.com"), ("udp", "tcp"), "no secure transport"),
+        (Destination("sip", "example.com"), (), "no transport"),
     ],
 )
 def test_unreachable_destinations(dest: Destination, transports: tuple[str, ...], fragment: str) -> None:
@@ -551,3 +552,12 @@ def test_drive_runs_a_plan_with_a_function() -> None:
     assert targets == [T("tls", "a.example.com", "192.0.2.10", 5061)]
     assert asked[0] == Query("NAPTR", "example.com")
     assert drive(plan(Destination("sip", "192.0.2.1"), pick=first), answer)[0].port == 5060
+
+
+def test_huge_srv_answers_are_capped_keeping_best_priorities() -> None:
+    records = [srv(100, 0, 5060, f"bulk{i}.example.com") for i in range(40)]
+    records.append(srv(1, 0, 5060, "a.example.com"))
+    zone: Zone = {("SRV", "_sip._udp.example.com"): records, **HOSTS}
+    targets, batches = run(Destination("sip", "example.com", transport="udp"), zone)
+    assert targets[0] == T("udp", "a.example.com", "192.0.2.10", 5060)
+    assert len(batches[1]) == 2 * 16  # A and AAAA for at most 16 SRV targets

@@ -60,7 +60,8 @@ def _build_ulaw_encode() -> npt.NDArray[np.uint8]:
     low = 0x0F - ((magnitude >> segment) & 0x0F)
     code = (high << 4) | low
     code = np.where(x >= 0, code | 0x80, code)
-    return code.astype(np.uint8)
+    table: npt.NDArray[np.uint8] = code.astype(np.uint8)
+    return table
 
 
 def _build_ulaw_decode() -> npt.NDArray[np.int16]:
@@ -71,7 +72,8 @@ def _build_ulaw_decode() -> npt.NDArray[np.int16]:
     mantissa = inverted & 0x0F
     step = 4 << (exponent + 1)
     value = sign * ((0x80 << exponent) + step * mantissa + step // 2 - 4 * 33)
-    return value.astype(np.int16)
+    table: npt.NDArray[np.int16] = value.astype(np.int16)
+    return table
 
 
 def _build_alaw_encode() -> npt.NDArray[np.uint8]:

@@ -183,7 +183,9 @@ def _token_display_name(raw: str, text: str) -> str | None:
     if not _TOKEN_AND_WS.issuperset(raw):
         bad = next(c for c in raw if c not in _TOKEN_AND_WS)
         if bad == '"':
-            raise ParseError(f"unbalanced quote in display name {text[:60]!r}")
+            if raw.count('"') % 2:
+                raise ParseError(f"unbalanced quote in display name {text[:60]!r}")
+            raise ParseError(f"display name mixes tokens and a quoted string: {raw[:40]!r}")
         raise ParseError(
             f"invalid character {bad!r} in unquoted display name {raw[:40]!r} (must be quoted)"
         )

@@ -195,7 +195,7 @@ def _parse_port(text: str, uri: str) -> int:
     # port = 1*DIGIT; we also bound it to the 16-bit range every transport uses.
     if not text or not text.isascii() or not text.isdigit() or len(text.lstrip("0")) > 5:
         raise ParseError(f"bad port {text[:20]!r} in URI {uri[:80]!r}")
-    port = int(text)
+    port = int(text.lstrip("0") or "0")  # int() refuses over 4300 digits
     if port > 65535:
         raise ParseError(f"bad port {text!r} in URI {uri[:80]!r}")
     return port

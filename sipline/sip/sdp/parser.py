@@ -274,15 +274,13 @@ def parse_sdp(
         if expected is not None and kind != expected:
             raise ParseError(f"{where}: expected {expected}= line")
         try:
-            if kind == "v":
+            if number == 1:
                 if value != "0":
                     raise _Bad("unsupported version")
-            elif kind == "o":
+            elif number == 2:
                 builder.origin = _parse_origin(value)
-            elif kind == "s":
+            elif number == 3:
                 builder.session_name = value
-            elif number <= 3:  # pragma: no cover - the expected-type check covers these
-                raise _Bad("misplaced line")
             elif kind == "m":
                 if section is not None:
                     builder.media.append(section)

@@ -124,3 +124,9 @@ def test_compute_response_misuse(kwargs: dict[str, object]) -> None:
 def test_ha1_unknown_algorithm() -> None:
     with pytest.raises(UsageError):
         ha1("u", "r", "p", "SHA-1")
+
+
+def test_unavailable_hash_is_not_offered() -> None:
+    from sipline.sip.auth.digest import _available
+
+    assert _available("sha256") and not _available("no-such-hash")

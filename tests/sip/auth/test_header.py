@@ -186,11 +186,41 @@ _ALPHABET = st.sampled_from(list('Digest realm="nonce=, \\\t\r\nauth-int qop"=,x
 @settings(max_examples=400, deadline=None)
 @given(st.one_of(st.text(), st.text(_ALPHABET, max_size=60)))
 def test_fuzz_only_parse_error_escapes(text: str) -> None:
-    for parse in (parse_challenges, parse_credentials):
-        try:
-            parse(text)  # type: ignore[operator]
-        except ParseError:
-            pass
+    _parse_or_parse_error(text)
+
+
+def _parse_or_parse_error(text: str) -> None:
+    try:
+        challenges = parse_challenges(text)
+    except ParseError:
+        challenges = []
+    for challenge in challenges:  # whatever parses must survive a write/read cycle
+        assert parse_challenges(str(challenge)) == [challenge]
+    try:
+        credentials = parse_credentials(text)
+    except ParseError:
+        return
+    assert parse_credentials(str(credentials)) == credentials
+
+
+_PARAM = st.tuples(
+    st.sampled_from(["realm", "nonce", "qop", "nc", "stale", "domain", "username", "uri",
+                     "response", "cnonce", "algorithm", "opaque", "userhash", "x"]),
+    st.one_of(
+        st.sampled_from(["auth", "auth-int", "true", "00000001", "MD5", "sip:a sip:b", ""]),
+        st.text(max_size=8),
+    ),
+    st.booleans(),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(["Digest", "digest", "Basic"]), st.lists(_PARAM, max_size=8))
+def test_fuzz_structured_headers(scheme: str, params: list[tuple[str, str, bool]]) -> None:
+    rendered = ", ".join(
+        f'{name}="{value}"' if quoted else f"{name}={value}" for name, value, quoted in params
+    )
+    _parse_or_parse_error(f"{scheme} {rendered}")
 
 
 _SAFE_TEXT = st.text(

@@ -104,7 +104,7 @@ def test_non_canonical_spelling_is_invalid() -> None:
 )
 def test_factory_misuse(args: tuple[bytes, float], kwargs: dict[str, float]) -> None:
     with pytest.raises(UsageError):
-        NonceFactory(*args, **kwargs)
+        NonceFactory(*args, **kwargs)  # type: ignore[arg-type]
 
 
 def test_issue_misuse() -> None:

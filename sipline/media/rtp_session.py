@@ -1,0 +1,551 @@
+"""One RTP audio stream on asyncio: pacing, latching, jitter buffering, DTMF and RTCP.
+
+The session is the thin I/O shell around the pure parts of this package.  One
+``loop.call_at`` timer ticks every packetization interval (20 ms) and does all periodic
+work: send the next queued frame, pull the next frame out of the jitter buffer, and send
+RTCP when due.  Tick deadlines are computed as ``start + n * ptime`` rather than "now +
+ptime", so callback latency never accumulates into drift; if the loop stalls for longer
+than ``max_lag`` the schedule restarts from now instead of bursting the backlog.
+
+Symmetric RTP ("latching", RFC 4961): behind NAT the address in the SDP is often not
+where the peer's packets come from, so when enabled the session sends to the source
+address of the first valid packet it receives (RTP and RTCP latch separately).
+
+All packets of the peer's SSRC go through the jitter buffer, including telephone events,
+because they share one sequence space: skipping them would make every DTMF digit look
+like loss.  Events play out as silence and are reported once each through
+:meth:`RtpSession.digits`.  While a digit is being sent, audio frames wait in the send
+queue (RFC 4733 §2.5.1.1 asks senders not to mix the tone and the event).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from sipline.media.codecs import Pcm, get_codec
+from sipline.media.dtmf import DtmfDigit, DtmfReceiver, DtmfSender
+from sipline.media.errors import MediaParseError, MediaUsageError
+from sipline.media.jitter import Concealment, JitterBuffer, JitterConfig
+from sipline.media.plc import Concealer
+from sipline.media.ports import PortAllocator
+from sipline.media.rtcp import (
+    SDES_CNAME,
+    Bye,
+    ReceiverReport,
+    ReportBlock,
+    RtcpPacket,
+    SdesChunk,
+    SdesItem,
+    SenderReport,
+    SourceDescription,
+    ntp_from_unix,
+    ntp_middle32,
+    parse_rtcp,
+    serialize_rtcp,
+)
+from sipline.media.rtp import RtpPacket, is_rtcp
+from sipline.media.stats import ReceiverStatistics, estimate_mos
+
+__all__ = ["RtpSessionConfig", "SessionStats", "SendFilter", "RtpSession"]
+
+Address = tuple[str, int]
+SendFilter = Callable[[RtpPacket], Iterable[RtpPacket]]
+"""Hook between the session and the socket: returns the packets to send now (drop,
+duplicate or hold back for reordering).  Used by tests to simulate a bad network."""
+
+_BIND_ATTEMPTS = 16
+
+
+@dataclass(frozen=True, slots=True)
+class RtpSessionConfig:
+    """Everything that shapes one session; times in seconds."""
+
+    codec: str = "PCMU"
+    clock_rate: int = 8000
+    payload_type: int = 0
+    ptime: float = 0.02
+    dtmf_payload_type: int | None = 101
+    dtmf_duration: float = 0.1
+    dtmf_gap: float = 0.05
+    dtmf_update_interval: float = 0.05
+    symmetric: bool = True
+    rtcp_mux: bool = False
+    rtcp_interval: float = 5.0
+    cname: str = "sipline@localhost"
+    jitter: JitterConfig = field(default_factory=JitterConfig)
+    send_queue: int = 8
+    receive_queue: int = 100
+    max_lag: float = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStats:
+    """Summary for logs and CDRs; loss and jitter follow RFC 3550 (A.3, A.8)."""
+
+    packets_sent: int
+    octets_sent: int
+    packets_received: int
+    packets_lost: int
+    fraction_lost: float
+    late: int
+    duplicates: int
+    reordered: int
+    concealed: int
+    jitter_ms: float
+    rtt_ms: float | None
+    mos: float
+    malformed: int
+    dtmf_sent: int
+    dtmf_received: int
+
+
+class _Endpoint(asyncio.DatagramProtocol):
+    """Forwards datagrams of one socket to the session."""
+
+    def __init__(self, on_datagram: Callable[[bytes, Address], None]) -> None:
+        self._on_datagram = on_datagram
+        self.errors = 0
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self._on_datagram(data, (str(addr[0]), int(addr[1])))
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable and friends: the peer is not listening yet; keep going.
+        self.errors += 1
+
+
+class RtpSession:
+    """A bound RTP (and RTCP) socket pair exchanging 20 ms PCM frames with one peer.
+
+    Create with :meth:`open`; always :meth:`close` (or use ``async with``) so the port
+    returns to the allocator.  ``wallclock`` only feeds NTP timestamps of sender reports.
+    """
+
+    def __init__(
+        self,
+        allocator: PortAllocator,
+        config: RtpSessionConfig | None = None,
+        *,
+        remote: Address | None = None,
+        ssrc: int | None = None,
+        send_filter: SendFilter | None = None,
+        wallclock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config or RtpSessionConfig()
+        cfg = self.config
+        self._allocator = allocator
+        self._loop = asyncio.get_running_loop()
+        self._wallclock = wallclock
+        codec = get_codec(cfg.codec, cfg.clock_rate)
+        self._encoder = codec.new_encoder()
+        self._decoder = codec.new_decoder()
+        self.frame_samples = codec.samples_per_frame(cfg.ptime)
+        self.ssrc = secrets.randbits(32) if ssrc is None else ssrc
+        self._sequence = secrets.randbits(16)
+        self._timestamp = secrets.randbits(32)
+        self._send_filter = send_filter
+        self.remote: Address | None = remote
+        self.remote_rtcp: Address | None = self._rtcp_address_for(remote)
+        self._latched = False
+        self._rtcp_latched = False
+        self.local_port = 0
+        self._rtp: asyncio.DatagramTransport | None = None
+        self._rtcp: asyncio.DatagramTransport | None = None
+        # Send side.
+        self._outgoing: deque[Pcm] = deque()
+        self._space = asyncio.Event()
+        self._idle = True  # no audio sent on the previous tick: next packet gets the marker
+        self._dtmf_active = False
+        self._dtmf_lock = asyncio.Lock()
+        self._dtmf_sender = DtmfSender(cfg.clock_rate, cfg.dtmf_update_interval)
+        self._counts = dict.fromkeys(("sent", "octets", "malformed", "dtmf_sent", "dtmf_received", "unknown"), 0)
+        # Receive side.
+        self._jitter = JitterBuffer(cfg.jitter)
+        self._concealer = Concealer(self.frame_samples)
+        self._receiver_stats: ReceiverStatistics | None = None
+        self._remote_ssrc: int | None = None
+        self._dtmf_receiver = DtmfReceiver(cfg.dtmf_payload_type if cfg.dtmf_payload_type is not None else -1)
+        self._frames: asyncio.Queue[Pcm | None] = asyncio.Queue()
+        self._digits: asyncio.Queue[DtmfDigit | None] = asyncio.Queue()
+        self.overflow = 0
+        # RTCP state: last SR heard (middle 32 bits, loop time) and the latest round trip.
+        self._last_sr: tuple[int, float] | None = None
+        self.rtt: float | None = None
+        self.remote_bye = False
+        # Timer.
+        self._tick_handle: asyncio.TimerHandle | None = None
+        self._epoch = 0.0
+        self._tick = 0
+        self._next_rtcp = 0.0
+        self.schedule_resyncs = 0
+        self._closed = False
+
+    # ----------------------------------------------------------------- lifecycle
+
+    @classmethod
+    async def open(
+        cls,
+        allocator: PortAllocator,
+        config: RtpSessionConfig | None = None,
+        *,
+        host: str = "127.0.0.1",
+        remote: Address | None = None,
+        ssrc: int | None = None,
+        send_filter: SendFilter | None = None,
+        wallclock: Callable[[], float] = time.time,
+    ) -> RtpSession:
+        """Bind a port pair from ``allocator`` on ``host`` and start ticking."""
+        session = cls(allocator, config, remote=remote, ssrc=ssrc, send_filter=send_filter, wallclock=wallclock)
+        await session._bind(host)
+        session._start()
+        return session
+
+    async def _bind(self, host: str) -> None:
+        last_error: OSError | None = None
+        for _ in range(min(_BIND_ATTEMPTS, self._allocator.capacity)):
+            port = self._allocator.allocate()
+            try:
+                self._rtp = await self._open_socket(host, port, self._on_rtp_datagram)
+                if not self.config.rtcp_mux:
+                    self._rtcp = await self._open_socket(host, port + 1, self._on_rtcp_datagram)
+            except OSError as exc:  # port taken by another process: try the next pair
+                last_error = exc
+                if self._rtp is not None:
+                    self._rtp.close()
+                    self._rtp = None
+                self._allocator.release(port)
+                continue
+            self.local_port = port
+            return
+        raise MediaUsageError(f"could not bind an RTP port pair on {host}: {last_error}")
+
+    async def _open_socket(
+        self, host: str, port: int, handler: Callable[[bytes, Address], None]
+    ) -> asyncio.DatagramTransport:
+        transport, _ = await self._loop.create_datagram_endpoint(
+            lambda: _Endpoint(handler), local_addr=(host, port)
+        )
+        return transport
+
+    def _start(self) -> None:
+        self._epoch = self._loop.time()
+        self._next_rtcp = self._epoch + self.config.rtcp_interval
+        self._tick_handle = self._loop.call_at(self._epoch, self._on_tick)
+
+    async def close(self) -> None:
+        """Send RTCP BYE, stop the timer, close the sockets and release the port."""
+        if self._closed:
+            return
+        self._send_rtcp(bye=True)
+        self._closed = True
+        if self._tick_handle is not None:
+            self._tick_handle.cancel()
+        for transport in (self._rtp, self._rtcp):
+            if transport is not None:
+                transport.close()
+        if self.local_port:
+            self._allocator.release(self.local_port)
+        self._frames.put_nowait(None)
+        self._digits.put_nowait(None)
+        self._space.set()
+
+    async def __aenter__(self) -> RtpSession:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` ran."""
+        return self._closed
+
+    def set_remote(self, remote: Address, rtcp: Address | None = None) -> None:
+        """Point the session at the address from the peer's SDP (latching may override)."""
+        self.remote = remote
+        self.remote_rtcp = rtcp or self._rtcp_address_for(remote)
+
+    def _rtcp_address_for(self, remote: Address | None) -> Address | None:
+        if remote is None:
+            return None
+        return remote if self.config.rtcp_mux else (remote[0], remote[1] + 1)
+
+    # ----------------------------------------------------------------- sending
+
+    async def send_pcm(self, frame: Pcm | bytes) -> None:
+        """Queue one frame (``frame_samples`` int16 samples); waits while the queue is full."""
+        pcm = np.frombuffer(frame, dtype="<i2").astype(np.int16) if isinstance(frame, bytes) else frame
+        if pcm.shape != (self.frame_samples,):
+            raise MediaUsageError(f"a frame holds {self.frame_samples} samples, got {pcm.shape}")
+        while len(self._outgoing) >= self.config.send_queue and not self._closed:
+            self._space.clear()
+            await self._space.wait()
+        if self._closed:
+            raise MediaUsageError("session is closed")
+        self._outgoing.append(pcm)
+
+    async def play(self, pcm: Pcm) -> None:
+        """Queue a whole buffer, split into frames; the last one is padded with silence."""
+        pad = -len(pcm) % self.frame_samples
+        padded = np.concatenate([np.asarray(pcm, dtype=np.int16), np.zeros(pad, dtype=np.int16)])
+        for start in range(0, len(padded), self.frame_samples):
+            await self.send_pcm(padded[start : start + self.frame_samples])
+
+    async def drain(self) -> None:
+        """Wait until every queued frame has been sent."""
+        while self._outgoing and not self._closed:
+            self._space.clear()
+            await self._space.wait()
+
+    async def send_dtmf(self, digits: str, *, duration: float | None = None, gap: float | None = None) -> None:
+        """Send ``digits`` as RFC 4733 events, one after another, ``gap`` seconds apart."""
+        payload_type = self.config.dtmf_payload_type
+        if payload_type is None:
+            raise MediaUsageError("telephone-event was not negotiated for this session")
+        duration = self.config.dtmf_duration if duration is None else duration
+        gap = self.config.dtmf_gap if gap is None else gap
+        async with self._dtmf_lock:
+            for digit in digits:
+                plan = self._dtmf_sender.plan(digit, self._timestamp, duration)
+                self._dtmf_active = True
+                start = self._loop.time()
+                try:
+                    for entry in plan:
+                        delay = start + entry.offset - self._loop.time()
+                        if delay > 0:
+                            await asyncio.sleep(delay)
+                        if self._closed:
+                            return
+                        self._transmit(entry.to_rtp(payload_type, self._next_sequence(), self.ssrc))
+                finally:
+                    self._dtmf_active = False
+                self._counts["dtmf_sent"] += 1
+                await asyncio.sleep(gap)
+
+    def _next_sequence(self) -> int:
+        sequence = self._sequence
+        self._sequence = (self._sequence + 1) & 0xFFFF
+        return sequence
+
+    def _transmit(self, packet: RtpPacket) -> None:
+        if self.remote is None or self._rtp is None or self._closed:
+            return
+        self._counts["sent"] += 1
+        self._counts["octets"] += len(packet.payload)
+        outgoing = self._send_filter(packet) if self._send_filter is not None else (packet,)
+        for item in outgoing:
+            self._rtp.sendto(bytes(item), self.remote)
+
+    def _send_audio(self) -> None:
+        if self._dtmf_active or not self._outgoing:
+            self._idle = True
+            return
+        frame = self._outgoing.popleft()
+        self._space.set()
+        packet = RtpPacket(
+            payload_type=self.config.payload_type,
+            sequence=self._next_sequence(),
+            timestamp=self._timestamp,
+            ssrc=self.ssrc,
+            payload=self._encoder.encode(frame),
+            marker=self._idle,
+        )
+        self._idle = False
+        self._transmit(packet)
+
+    # ----------------------------------------------------------------- the tick
+
+    def _on_tick(self) -> None:
+        if self._closed:
+            return
+        now = self._loop.time()
+        try:
+            self._send_audio()
+            self._timestamp = (self._timestamp + self.frame_samples) & 0xFFFFFFFF
+            self._play_out(now)
+            if now >= self._next_rtcp:
+                self._send_rtcp()
+                self._next_rtcp = now + self.config.rtcp_interval
+        finally:
+            self._tick += 1
+            deadline = self._epoch + self._tick * self.config.ptime
+            if now - deadline > self.config.max_lag:
+                # The loop stalled: restart the schedule rather than burst the backlog.
+                self.schedule_resyncs += 1
+                self._epoch, self._tick, deadline = now, 0, now
+            self._tick_handle = self._loop.call_at(deadline, self._on_tick)
+
+    def _play_out(self, now: float) -> None:
+        item = self._jitter.pop(now)
+        if item is None:
+            return
+        if isinstance(item, Concealment):
+            frame = self._concealer.conceal()
+        elif item.payload_type == self.config.payload_type:
+            frame = self._concealer.good(self._decoder.decode(item.payload))
+        else:  # a telephone event holds a sequence slot; it plays as silence
+            frame = np.zeros(self.frame_samples, dtype=np.int16)
+        if self._frames.qsize() >= self.config.receive_queue:
+            self._frames.get_nowait()  # nobody is listening: keep the newest audio
+            self.overflow += 1
+        self._frames.put_nowait(frame)
+
+    # ----------------------------------------------------------------- receiving
+
+    def _on_rtp_datagram(self, data: bytes, addr: Address) -> None:
+        if self._closed:
+            return
+        if self.config.rtcp_mux and is_rtcp(data):
+            self._on_rtcp_datagram(data, addr)
+            return
+        try:
+            packet = RtpPacket.parse(data)
+        except MediaParseError:
+            self._counts["malformed"] += 1
+            return
+        dtmf_pt = self.config.dtmf_payload_type
+        if packet.payload_type not in (self.config.payload_type, dtmf_pt):
+            self._counts["unknown"] += 1
+            return
+        if (self.config.symmetric and not self._latched) or self.remote is None:
+            self._latched = True
+            self.remote = addr
+            if self.remote_rtcp is None or self.config.rtcp_mux:
+                self.remote_rtcp = self._rtcp_address_for(addr)
+        now = self._loop.time()
+        if packet.ssrc != self._remote_ssrc or self._receiver_stats is None:
+            self._remote_ssrc = packet.ssrc
+            self._receiver_stats = ReceiverStatistics(self.config.clock_rate)
+        audio = packet.payload_type == self.config.payload_type
+        self._receiver_stats.update(packet.sequence, packet.timestamp, now, timing=audio)
+        if packet.payload_type == dtmf_pt:
+            try:
+                digit = self._dtmf_receiver.feed(packet)
+            except MediaParseError:
+                self._counts["malformed"] += 1
+                return
+            if digit is not None:
+                self._counts["dtmf_received"] += 1
+                self._digits.put_nowait(digit)
+        self._jitter.push(packet, now, timing=audio)
+
+    async def frames(self) -> AsyncIterator[Pcm]:
+        """Incoming audio, one ``frame_samples`` int16 array per tick, until closed."""
+        while (frame := await self._frames.get()) is not None:
+            yield frame
+
+    async def receive_frame(self) -> Pcm | None:
+        """The next incoming frame, or ``None`` once the session is closed."""
+        return await self._frames.get()
+
+    async def digits(self) -> AsyncIterator[DtmfDigit]:
+        """Incoming DTMF digits, each event once, until closed."""
+        while (digit := await self._digits.get()) is not None:
+            yield digit
+
+    async def receive_digit(self) -> DtmfDigit | None:
+        """The next incoming DTMF digit, or ``None`` once the session is closed."""
+        return await self._digits.get()
+
+    # ----------------------------------------------------------------- RTCP
+
+    def _report_blocks(self) -> tuple[ReportBlock, ...]:
+        if self._receiver_stats is None or self._remote_ssrc is None:
+            return ()
+        lsr = dlsr = 0
+        if self._last_sr is not None:
+            lsr = self._last_sr[0]
+            dlsr = int((self._loop.time() - self._last_sr[1]) * 65536) & 0xFFFFFFFF
+        return (self._receiver_stats.report_block(self._remote_ssrc, lsr, dlsr),)
+
+    def _send_rtcp(self, *, bye: bool = False) -> None:
+        if self.remote_rtcp is None:
+            return
+        transport = self._rtp if self.config.rtcp_mux else self._rtcp
+        if transport is None:
+            return
+        report: RtcpPacket
+        if self._counts["sent"]:
+            report = SenderReport(
+                self.ssrc,
+                ntp_from_unix(self._wallclock()),
+                self._timestamp,
+                self._counts["sent"] & 0xFFFFFFFF,
+                self._counts["octets"] & 0xFFFFFFFF,
+                self._report_blocks(),
+            )
+        else:
+            report = ReceiverReport(self.ssrc, self._report_blocks())
+        packets: list[RtcpPacket] = [
+            report,
+            SourceDescription((SdesChunk(self.ssrc, (SdesItem(SDES_CNAME, self.config.cname.encode()),)),)),
+        ]
+        if bye:
+            packets.append(Bye((self.ssrc,)))
+        transport.sendto(serialize_rtcp(packets), self.remote_rtcp)
+
+    def _on_rtcp_datagram(self, data: bytes, addr: Address) -> None:
+        if self._closed:
+            return
+        try:
+            packets = parse_rtcp(data)
+        except MediaParseError:
+            self._counts["malformed"] += 1
+            return
+        if self.config.symmetric and not self._rtcp_latched:
+            self._rtcp_latched = True
+            self.remote_rtcp = addr
+        for packet in packets:
+            if isinstance(packet, SenderReport):
+                self._last_sr = (ntp_middle32(packet.ntp_timestamp), self._loop.time())
+            if isinstance(packet, (SenderReport, ReceiverReport)):
+                self._on_reports(packet.reports)
+            elif isinstance(packet, Bye):
+                self.remote_bye = self.remote_bye or self._remote_ssrc in packet.sources
+
+    def _on_reports(self, reports: tuple[ReportBlock, ...]) -> None:
+        for block in reports:
+            if block.ssrc == self.ssrc and block.lsr:
+                now = ntp_middle32(ntp_from_unix(self._wallclock()))
+                round_trip = ((now - block.lsr - block.dlsr) & 0xFFFFFFFF) / 65536.0
+                if round_trip < 60.0:  # ignore garbage from clock steps
+                    self.rtt = round_trip
+
+    # ----------------------------------------------------------------- statistics
+
+    def stats(self) -> SessionStats:
+        """Current figures for both directions."""
+        jitter = self._jitter.stats
+        receiver = self._receiver_stats
+        received = receiver.received if receiver else 0
+        lost = receiver.lost if receiver else 0
+        expected = receiver.expected if receiver else 0
+        fraction = max(0.0, lost / expected) if expected else 0.0
+        jitter_ms = receiver.jitter_seconds * 1000.0 if receiver else 0.0
+        rtt_ms = self.rtt * 1000.0 if self.rtt is not None else None
+        delay_ms = (rtt_ms or 0.0) / 2.0 + self._jitter.target_delay * 1000.0
+        return SessionStats(
+            packets_sent=self._counts["sent"],
+            octets_sent=self._counts["octets"],
+            packets_received=received,
+            packets_lost=lost,
+            fraction_lost=fraction,
+            late=jitter.late,
+            duplicates=jitter.duplicates,
+            reordered=jitter.reordered,
+            concealed=jitter.concealed,
+            jitter_ms=jitter_ms,
+            rtt_ms=rtt_ms,
+            mos=estimate_mos(fraction, jitter_ms, delay_ms),
+            malformed=self._counts["malformed"],
+            dtmf_sent=self._counts["dtmf_sent"],
+            dtmf_received=self._counts["dtmf_received"],
+        )
