@@ -180,6 +180,7 @@ class RtpSession:
         self._last_sr: tuple[int, float] | None = None
         self.rtt: float | None = None
         self.remote_bye = False
+        self._peer_ssrcs: set[int] = set()  # sources heard in RTP or RTCP reports
         # Timer.
         self._tick_handle: asyncio.TimerHandle | None = None
         self._epoch = 0.0
@@ -424,6 +425,7 @@ class RtpSession:
         if packet.ssrc != self._remote_ssrc or self._receiver_stats is None:
             self._remote_ssrc = packet.ssrc
             self._receiver_stats = ReceiverStatistics(self.config.clock_rate)
+            self._note_peer(packet.ssrc)
         audio = packet.payload_type == self.config.payload_type
         self._receiver_stats.update(packet.sequence, packet.timestamp, now, timing=audio)
         if packet.payload_type == dtmf_pt:
@@ -507,9 +509,15 @@ class RtpSession:
             if isinstance(packet, SenderReport):
                 self._last_sr = (ntp_middle32(packet.ntp_timestamp), self._loop.time())
             if isinstance(packet, (SenderReport, ReceiverReport)):
+                self._note_peer(packet.ssrc)
                 self._on_reports(packet.reports)
             elif isinstance(packet, Bye):
-                self.remote_bye = self.remote_bye or self._remote_ssrc in packet.sources
+                self.remote_bye = self.remote_bye or not self._peer_ssrcs.isdisjoint(packet.sources)
+
+    def _note_peer(self, ssrc: int) -> None:
+        if len(self._peer_ssrcs) >= 16:  # a 1:1 session: anything more is churn, stay bounded
+            self._peer_ssrcs.clear()
+        self._peer_ssrcs.add(ssrc)
 
     def _on_reports(self, reports: tuple[ReportBlock, ...]) -> None:
         for block in reports:

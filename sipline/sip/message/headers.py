@@ -109,6 +109,9 @@ class HeaderField:
     ``raw`` holds the original text of the line (with any folded continuation lines) while the
     field is untouched; serialisation then reproduces it byte-for-byte.  Fields created or
     modified locally have ``raw`` None and are written as ``name: value``.
+
+    :class:`Headers` does not keep these objects (it keeps parallel lists, which the parser
+    fills without a Python call per line); they are the unit of exchange with builders.
     """
 
     __slots__ = ("name", "key", "value", "raw")
@@ -141,13 +144,37 @@ class Headers:
     Lookups take any spelling (``"Call-ID"``, ``"call-id"``, ``"i"``).  List headers
     (:data:`LIST_HEADERS`) are exposed value by value through :meth:`get_all`; other headers
     field by field.
+
+    Storage is four parallel lists -- canonical keys, names as written, unfolded values and
+    original lines (None once a field is made locally) -- so that a lookup is one C-level
+    ``list.index`` over the keys and parsing creates no object per header.
     """
 
-    __slots__ = ("_fields", "_cache")
+    __slots__ = ("_keys", "_names", "_values", "_raws", "_cache")
 
     def __init__(self, fields: list[HeaderField] | None = None) -> None:
-        self._fields: list[HeaderField] = fields if fields is not None else []
+        self._keys: list[str] = []
+        self._names: list[str] = []
+        self._values: list[str] = []
+        self._raws: list[str | None] = []
         self._cache: dict[str, object] = {}
+        if fields:
+            for f in fields:
+                self._keys.append(f.key)
+                self._names.append(f.name)
+                self._values.append(f.value)
+                self._raws.append(f.raw)
+
+    @classmethod
+    def _from_lists(cls, keys: list[str], names: list[str], values: list[str], raws: list[str | None]) -> Headers:
+        """Adopt the lists built by the parser (no copy)."""
+        headers = cls.__new__(cls)
+        headers._keys = keys
+        headers._names = names
+        headers._values = values
+        headers._raws = raws
+        headers._cache = {}
+        return headers
 
     @classmethod
     def from_pairs(cls, pairs: list[tuple[str, str]]) -> Headers:
@@ -156,50 +183,69 @@ class Headers:
 
     # -- reading ---------------------------------------------------------------------
 
+    @property
+    def _fields(self) -> list[HeaderField]:
+        """The fields as :class:`HeaderField` objects, in wire order (a fresh list)."""
+        return [
+            HeaderField(name, value, raw, key)
+            for key, name, value, raw in zip(self._keys, self._names, self._values, self._raws)
+        ]
+
     def __iter__(self) -> Iterator[tuple[str, str]]:
-        for field in self._fields:
-            yield field.name, field.value
+        return zip(self._names, self._values)
 
     def __len__(self) -> int:
-        return len(self._fields)
+        return len(self._keys)
 
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
-        key = canonical_key(name)
-        return any(f.key == key for f in self._fields)
+        return canonical_key(name) in self._keys
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Headers):
             return NotImplemented
-        return self._fields == other._fields
+        return self._keys == other._keys and self._values == other._values
 
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return f"Headers({[(f.name, f.value) for f in self._fields]!r})"
+        return f"Headers({list(zip(self._names, self._values))!r})"
 
     def fields(self) -> list[HeaderField]:
         """A copy of the field list, in wire order."""
-        return list(self._fields)
+        return self._fields
+
+    def first(self, key: str) -> str | None:
+        """Value of the first field with canonical *key* (no spelling folding: fast path)."""
+        try:
+            return self._values[self._keys.index(key)]
+        except ValueError:
+            return None
+
+    def values_of(self, key: str) -> list[str]:
+        """Values of every field with canonical *key*, one per field (fast path)."""
+        keys = self._keys
+        if keys.count(key) == 1:
+            return [self._values[keys.index(key)]]
+        values = self._values
+        return [values[i] for i, k in enumerate(keys) if k == key]
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """Value of the first field called *name* (the whole field, commas included)."""
-        key = canonical_key(name)
-        for field in self._fields:
-            if field.key == key:
-                return field.value
-        return default
+        try:
+            return self._values[self._keys.index(canonical_key(name))]
+        except ValueError:
+            return default
 
     def get_fields(self, name: str) -> list[str]:
         """Values of every field called *name*, one per field, unsplit."""
-        key = canonical_key(name)
-        return [f.value for f in self._fields if f.key == key]
+        return self.values_of(canonical_key(name))
 
     def get_all(self, name: str) -> list[str]:
         """Every value of *name*: list headers split at top-level commas, in order."""
         key = canonical_key(name)
-        values = [f.value for f in self._fields if f.key == key]
+        values = self.values_of(key)
         if key not in LIST_HEADERS:
             return values
         out: list[str] = []
@@ -212,8 +258,7 @@ class Headers:
 
     def count(self, name: str) -> int:
         """Number of fields called *name*."""
-        key = canonical_key(name)
-        return sum(1 for f in self._fields if f.key == key)
+        return self._keys.count(canonical_key(name))
 
     def typed(self, key: str, parse: Callable[[Headers], T]) -> T:
         """The typed view of header *key* (a canonical key), parsed once and cached.
@@ -234,14 +279,24 @@ class Headers:
         cache = self._cache
         if cache:
             # Views are keyed by header key or "key:..." for derived views.
-            for k in [k for k in cache if k == key or k.startswith(key + ":")]:
+            prefix = key + ":"
+            for k in [k for k in cache if k == key or k.startswith(prefix)]:
                 del cache[k]
+
+    def _insert(self, i: int, key: str, name: str, value: str) -> None:
+        self._keys.insert(i, key)
+        self._names.insert(i, name)
+        self._values.insert(i, value)
+        self._raws.insert(i, None)
+
+    def _delete(self, i: int) -> None:
+        del self._keys[i], self._names[i], self._values[i], self._raws[i]
 
     def add(self, name: str, value: str) -> None:
         """Append a field at the end of the header section."""
-        field = HeaderField(name, value)
-        self._fields.append(field)
-        self._changed(field.key)
+        key = canonical_key(name)
+        self._insert(len(self._keys), key, name, value)
+        self._changed(key)
 
     def prepend(self, name: str, value: str) -> None:
         """Insert a field before the first field of the same name (or at the top).
@@ -249,31 +304,33 @@ class Headers:
         This is how a proxy pushes a Via or Record-Route: the new value becomes the topmost
         one while every other field keeps its place.
         """
-        field = HeaderField(name, value)
-        key = field.key
-        fields = self._fields
-        for i, existing in enumerate(fields):
-            if existing.key == key:
-                fields.insert(i, field)
-                break
-        else:
-            fields.insert(0, field)
+        key = canonical_key(name)
+        try:
+            i = self._keys.index(key)
+        except ValueError:
+            i = 0
+        self._insert(i, key, name, value)
         self._changed(key)
 
     def set(self, name: str, value: str) -> None:
-        """Replace every field called *name* by one field, at the first one's position."""
-        field = HeaderField(name, value)
-        key = field.key
-        fields = self._fields
-        position = -1
-        for i in range(len(fields) - 1, -1, -1):
-            if fields[i].key == key:
-                position = i
-                del fields[i]
-        if position < 0:
-            fields.append(field)
+        """Replace every field called *name* by one field, at the first one's position.
+
+        The name keeps its spelling on the wire when the field existed (``l`` stays ``l``).
+        """
+        key = canonical_key(name)
+        keys = self._keys
+        n = keys.count(key)
+        if n == 0:
+            self._insert(len(keys), key, name, value)
         else:
-            fields.insert(position, field)
+            i = keys.index(key)
+            if n > 1:
+                for j in range(len(keys) - 1, i, -1):
+                    if keys[j] == key:
+                        self._delete(j)
+            self._names[i] = name
+            self._values[i] = value
+            self._raws[i] = None
         self._changed(key)
 
     def set_default(self, name: str, value: str) -> None:
@@ -284,10 +341,12 @@ class Headers:
     def remove(self, name: str) -> int:
         """Remove every field called *name*; returns how many were removed."""
         key = canonical_key(name)
-        before = len(self._fields)
-        self._fields = [f for f in self._fields if f.key != key]
-        removed = before - len(self._fields)
+        keys = self._keys
+        removed = keys.count(key)
         if removed:
+            for j in range(len(keys) - 1, -1, -1):
+                if keys[j] == key:
+                    self._delete(j)
             self._changed(key)
         return removed
 
@@ -298,27 +357,27 @@ class Headers:
         (from the character after the comma), so nothing else is rewritten.
         """
         key = canonical_key(name)
-        fields = self._fields
-        for i, field in enumerate(fields):
-            if field.key != key:
-                continue
-            value = field.value
-            cut = first_comma(value)
-            if cut < 0:
-                del fields[i]
-                self._changed(key)
-                return value.strip()
-            rest = value[cut + 1 :].lstrip(" \t")
-            fields[i] = HeaderField(field.name, rest, key=key)
-            self._changed(key)
-            return value[:cut].strip()
-        return None
+        try:
+            i = self._keys.index(key)
+        except ValueError:
+            return None
+        value = self._values[i]
+        cut = first_comma(value)
+        self._changed(key)
+        if cut < 0:
+            self._delete(i)
+            return value.strip()
+        self._values[i] = value[cut + 1 :].lstrip(" \t")
+        self._raws[i] = None
+        return value[:cut].strip()
 
     def copy(self) -> Headers:
-        """A shallow copy: fields are shared until replaced (fields are never mutated)."""
-        clone = Headers(list(self._fields))
-        return clone
+        """An independent copy (the strings are shared; they are immutable)."""
+        return Headers._from_lists(list(self._keys), list(self._names), list(self._values), list(self._raws))
 
     def lines(self) -> list[str]:
         """Every field as it goes on the wire, without CRLF."""
-        return [f.line() for f in self._fields]
+        return [
+            raw if raw is not None else f"{name}: {value}"
+            for name, value, raw in zip(self._names, self._values, self._raws)
+        ]

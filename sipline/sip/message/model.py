@@ -14,10 +14,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import re
+
 from ..errors import ParseError
 from .address import NameAddr, parse_name_addr, parse_name_addr_list
 from .fields import CSeq, Via, parse_cseq, parse_token_list, parse_uint, parse_via
 from .headers import Headers
+from .params import Params
 from .uri import URI, parse_uri
 
 if TYPE_CHECKING:
@@ -31,17 +34,11 @@ SIP_VERSION = "SIP/2.0"
 _MAX_DELTA = 2**32 - 1
 
 
-def _required(headers: Headers, name: str) -> str:
-    value = headers.get(name)
-    if value is None:
-        raise ParseError(f"missing {name} header", header=name)
-    return value
-
-
 def _top_via(headers: Headers) -> Via:
-    value = _required(headers, "Via")
-    comma = value.find(",")
-    if comma >= 0:
+    value = headers.first("via")
+    if value is None:
+        raise ParseError("missing Via header", header="Via")
+    if "," in value:
         value = headers.get_all("via")[0]
     return parse_via(value)
 
@@ -50,15 +47,56 @@ def _vias(headers: Headers) -> tuple[Via, ...]:
     return tuple(parse_via(v) for v in headers.get_all("via"))
 
 
+# The shape almost every From/To/Route value has on the wire: an optional display name
+# (quoted without escapes, or tokens), a URI in angle brackets with no whitespace, and
+# header parameters without LWS whose values are tokens/hosts.  Anything else (escapes,
+# LWS, quoted parameter values, folded lines...) takes the complete grammar in
+# :mod:`.address`; so does any parameter whose value the address layer validates (q,
+# expires), so both paths accept and build exactly the same values.
+#   name-addr = [ display-name ] LAQUOT addr-spec RAQUOT
+#   display-name = *(token LWS) / quoted-string ;  qdtext without quoted-pair here
+_FAST_NAME_ADDR = re.compile(
+    r'(?:"([^"\\\x00-\x08\x0a-\x1f\x7f]*)"[ \t]*'
+    r"|([A-Za-z0-9.!%*_+`'~-]+(?: [A-Za-z0-9.!%*_+`'~-]+)*)[ \t]*)?"
+    r"<([^<>\s\"]+)>"
+    r"((?:;[A-Za-z0-9.!%*_+`'~-]+(?:=[A-Za-z0-9.!%*_+`'~:\[\]-]+)?)*)"
+)
+
+
+def fast_name_addr(value: str) -> NameAddr:
+    """:func:`.address.parse_name_addr` with a fast path for the common shape."""
+    m = _FAST_NAME_ADDR.fullmatch(value)
+    if m is None:
+        return parse_name_addr(value)
+    quoted, tokens, uri_text, params_text = m.groups()
+    if params_text:
+        items = []
+        for piece in params_text[1:].split(";"):
+            name, eq, val = piece.partition("=")
+            items.append((name, val if eq else None))
+        params = Params(tuple(items))
+        if "q" in params or "expires" in params:
+            return parse_name_addr(value)
+    else:
+        params = _NO_PARAMS
+    return NameAddr(parse_uri(uri_text), quoted if quoted is not None else tokens, params, True)
+
+
+_NO_PARAMS = Params()
+
+
 def _name_addr(name: str) -> Callable[[Headers], NameAddr]:
+    key = name.lower()
+
     def parse(headers: Headers) -> NameAddr:
-        values = headers.get_fields(name)
-        if not values:
+        keys = headers._keys
+        n = keys.count(key)
+        if n != 1:
+            if n:
+                raise ParseError(f"more than one {name} header", header=name)
             raise ParseError(f"missing {name} header", header=name)
-        if len(values) > 1:
-            raise ParseError(f"more than one {name} header", header=name)
         try:
-            return parse_name_addr(values[0])
+            return fast_name_addr(headers._values[keys.index(key)])
         except ParseError as exc:
             raise ParseError(f"{name}: {exc.reason}", header=name) from None
 
@@ -66,11 +104,16 @@ def _name_addr(name: str) -> Callable[[Headers], NameAddr]:
 
 
 def _name_addr_list(name: str) -> Callable[[Headers], tuple[NameAddr, ...]]:
+    key = name.lower()
+
     def parse(headers: Headers) -> tuple[NameAddr, ...]:
         out: list[NameAddr] = []
-        for value in headers.get_fields(name):
+        for value in headers.values_of(key):
             try:
-                out.extend(parse_name_addr_list(value))
+                if "," in value:
+                    out.extend(parse_name_addr_list(value))
+                else:
+                    out.append(fast_name_addr(value))
             except ParseError as exc:
                 raise ParseError(f"{name}: {exc.reason}", header=name) from None
         return tuple(out)
@@ -95,7 +138,7 @@ def _parse_contacts(headers: Headers) -> tuple[NameAddr, ...]:
 
 
 def _call_id(headers: Headers) -> str:
-    values = headers.get_fields("Call-ID")
+    values = headers.values_of("call-id")
     if not values:
         raise ParseError("missing Call-ID header", header="Call-ID")
     if len(values) > 1:
@@ -108,14 +151,14 @@ def _call_id(headers: Headers) -> str:
 
 
 def _single(name: str, headers: Headers) -> str | None:
-    values = headers.get_fields(name)
+    values = headers.values_of(name.lower())
     if len(values) > 1:
         raise ParseError(f"more than one {name} header", header=name)
     return values[0] if values else None
 
 
 def _cseq(headers: Headers) -> CSeq:
-    values = headers.get_fields("CSeq")
+    values = headers.values_of("cseq")
     if not values:
         raise ParseError("missing CSeq header", header="CSeq")
     if len(values) > 1:

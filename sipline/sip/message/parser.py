@@ -60,61 +60,105 @@ def _start_response(line: str) -> tuple[int, str]:
 
 
 def _split_lines(head: str) -> list[str]:
-    if "\n" in head.replace("\r\n", ""):
+    crlf = head.count("\r\n")
+    if head.count("\r") != crlf:
+        raise ParseError("bare CR inside the header section")
+    if head.count("\n") != crlf:
         # Bare LF line ends (seen from some embedded stacks): tolerate them.
         return [line[:-1] if line.endswith("\r") else line for line in head.split("\n")]
     return head.split("\r\n")
+
+
+# Header names seen before, already checked against the token grammar, with their canonical
+# key: a spelling is validated once per process, not once per line.  Bounded, since names
+# come from the network.
+_NAME_KEYS: dict[str, str] = {}
+
+
+def _check_name(name: str) -> tuple[str, str]:
+    """Validate a header name (``token``, then optional WSP before HCOLON's colon).
+
+    Returns the name as it will be looked up (trailing WSP removed) and its canonical key.
+    """
+    stripped = name.rstrip(" \t")
+    if not stripped or _HEADER_NAME_BAD.search(stripped):
+        raise ParseError(f"bad header name {name[:40]!r}")
+    key = canonical_key(stripped)
+    if len(_NAME_KEYS) < 4096:
+        _NAME_KEYS[name] = key
+    return stripped, key
 
 
 def parse_head(head: str, limits: Limits = DEFAULT_LIMITS) -> Message:
     """Parse a start line and header section (already decoded, no trailing blank line)."""
     lines = _split_lines(head)
     start = lines[0]
-    fields: list[HeaderField] = []
-    append = fields.append
-    last: HeaderField | None = None
-    for line in lines[1:]:
-        if not line:
-            raise ParseError("empty line inside the header section")
-        first = line[0]
-        if first == " " or first == "\t":
-            # Folded continuation (LWS = [*WSP CRLF] 1*WSP): joins the previous value.
-            if last is None:
-                raise ParseError("header section starts with a continuation line")
-            stripped = line.strip(" \t")
-            if stripped:
-                last.value = f"{last.value} {stripped}" if last.value else stripped
-            last.raw = f"{last.raw}\r\n{line}"
-            continue
-        colon = line.find(":")
-        if colon <= 0:
-            raise ParseError(f"header line without a name and colon: {line[:60]!r}")
-        name = line[:colon]
-        if _HEADER_NAME_BAD.search(name):
-            stripped_name = name.rstrip(" \t")
-            if not stripped_name or _HEADER_NAME_BAD.search(stripped_name):
-                raise ParseError(f"bad header name {name[:40]!r}")
-            name = stripped_name
-        last = HeaderField(name, line[colon + 1 :].strip(" \t"), line, canonical_key(name))
-        append(last)
-    if len(fields) > limits.max_headers:
-        raise MessageTooLarge(f"too many header fields ({len(fields)} > {limits.max_headers})")
-    headers = Headers(fields)
+    # The start line first: its faults (version, method, Request-URI form) decide the answer.
     if start.startswith("SIP/") or start[:4].upper() == "SIP/":
         status, reason = _start_response(start)
-        msg: Message = Response(status, reason, headers, start_line=start)
+        request = False
     else:
         method, uri = _start_request(start)
+        request = True
+    if len(lines) > limits.max_headers + 1 and sum(1 for line in lines if line[:1] not in (" ", "\t")) > limits.max_headers + 1:
+        raise MessageTooLarge(f"too many header fields (more than {limits.max_headers})")
+    keys: list[str] = []
+    names: list[str] = []
+    values: list[str] = []
+    raws: list[str | None] = []
+    name_keys = _NAME_KEYS
+    for i in range(1, len(lines)):
+        line = lines[i]
+        colon = line.find(":")
+        if colon > 0:
+            name = line[:colon]
+            key = name_keys.get(name)
+            if key is None:
+                first = line[0]
+                if first == " " or first == "\t":
+                    _fold(line, values, raws)
+                    continue
+                name, key = _check_name(name)
+            else:
+                name = name.rstrip(" \t")
+            keys.append(key)
+            names.append(name)
+            values.append(line[colon + 1 :].strip(" \t"))
+            raws.append(line)
+        elif line and (line[0] == " " or line[0] == "\t"):
+            _fold(line, values, raws)
+        elif line:
+            raise ParseError(f"header line without a name and colon: {line[:60]!r}")
+        else:
+            raise ParseError("empty line inside the header section")
+    headers = Headers._from_lists(keys, names, values, raws)
+    msg: Message
+    if request:
         msg = Request(method, uri, headers, start_line=start)
-    _check_via_count(headers, limits)
+    else:
+        msg = Response(status, reason, headers, start_line=start)
+    if "," in head and keys.count("via") + head.count(",") > limits.max_vias:
+        _check_via_count(headers, limits)
+    elif keys.count("via") > limits.max_vias:
+        raise MessageTooLarge(f"too many Via values (more than {limits.max_vias})")
     return msg
+
+
+def _fold(line: str, values: list[str], raws: list[str | None]) -> None:
+    """A folded continuation (LWS = [*WSP CRLF] 1*WSP) joins the previous field's value."""
+    if not values:
+        raise ParseError("header section starts with a continuation line")
+    stripped = line.strip(" \t")
+    if stripped:
+        last = values[-1]
+        values[-1] = f"{last} {stripped}" if last else stripped
+    raws[-1] = f"{raws[-1]}\r\n{line}"
 
 
 def _check_via_count(headers: Headers, limits: Limits) -> None:
     total = 0
-    for field in headers._fields:
-        if field.key == "via":
-            total += field.value.count(",") + 1
+    for value in headers.values_of("via"):
+        total += value.count(",") + 1
     if total > limits.max_vias and len(headers.get_all("via")) > limits.max_vias:
         raise MessageTooLarge(f"too many Via values (more than {limits.max_vias})")
 

@@ -1,4 +1,12 @@
-"""SDP (RFC 8866) model, parser and serializer, and RFC 3264 offer/answer."""
+"""SDP (RFC 8866) model, parser and serializer, and RFC 3264 offer/answer.
+
+``parse_sdp(body)`` gives an immutable :class:`SessionDescription`; ``bytes(sdp)`` writes it
+back, byte for byte for well-formed CRLF input.  Typed views (``media.rtpmaps``,
+``media.fmtp(pt)``, ``media.ptime``, ``sdp.effective_direction(media)``,
+``sdp.effective_connection(media)``) are computed from the kept lines; ``with_*`` helpers
+return modified copies for hold/resume and media relay.  The offer/answer functions build
+our side of a negotiation and :func:`negotiate` tells the media layer what was agreed.
+"""
 
 from __future__ import annotations
 

@@ -300,7 +300,11 @@ def build_answer(
     """Answer ``offer`` with one m-line per offered m-line, in the same order (RFC 3264 §6).
 
     Each offered stream takes the first unused local stream of the same media type and
-    transport; streams without one, or without a common codec, are rejected with port 0.
+    transport that shares a codec with it; streams without one are rejected with port 0
+    (format list copied, RFC 3264 §6).  Codecs keep the offerer's payload type numbers;
+    ``order`` picks whose preference sorts them and ``single_codec`` keeps only the best.
+    A codec's fmtp is the local one when configured, else the offer's is echoed (so that
+    e.g. G.729 ``annexb=no`` is not silently turned back on).
     Raises :class:`ProtocolError` (488) when the offer had live streams and none is
     acceptable, since an answer refusing everything is useless to both sides.
     """
@@ -314,7 +318,7 @@ def build_answer(
                     answer = _answer_stream(offer, offered, caps, order, single_codec)
                     if answer is not None:
                         free.remove(caps)
-                    break
+                        break
         sections.append(answer if answer is not None else _rejected(offered))
     if any(not m.is_rejected for m in offer.media) and all(m.is_rejected for m in sections):
         raise ProtocolError("no acceptable media stream in offer", status=_NOT_ACCEPTABLE)

@@ -7,6 +7,9 @@ the serializer can write fields back in canonical order and be byte-exact.
 
 Every failure is a :class:`ParseError` whose reason names the line number and type
 ("SDP line 4 (m=): bad port"); size and line-count limits raise :class:`MessageTooLarge`.
+Numbers are read as integers, so a port or version written with leading zeros comes back
+without them; apart from line endings (bare LF, a missing final newline, trailing blank
+lines), that is the only place where writing differs from the input.
 Text is decoded as UTF-8 with ``surrogateescape`` so odd bytes in free-text fields (``s=``,
 ``i=``, attribute values written in another charset) survive a round trip unchanged.
 """

@@ -104,7 +104,6 @@ class AckReceived(TransactionEvent):
 
     request: Request
     key: TransactionKey
-    source: object
 
     def __post_init__(self) -> None:
         _expect_method(self.request, "ACK", "AckReceived.request")

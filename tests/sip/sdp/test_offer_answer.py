@@ -204,6 +204,14 @@ def test_answer_rejects_extra_and_unsupported_streams() -> None:
     ]
 
 
+def test_answer_tries_every_free_local_stream() -> None:
+    offer = parse_sdp(crlf(
+        "v=0\no=- 1 1 IN IP4 192.0.2.1\ns=-\nc=IN IP4 192.0.2.1\nt=0 0\n"
+        "m=audio 6000 RTP/AVP 3\nm=audio 6002 RTP/AVP 0\n"))
+    answer = build_answer(offer, local(stream(PCMU), stream(Codec("GSM", 8000), port=4002)))
+    assert [(m.port, m.formats) for m in answer.media] == [(4002, ("3",)), (4000, ("0",))]
+
+
 def test_answer_with_nothing_acceptable_is_488() -> None:
     with pytest.raises(ProtocolError) as info:
         build_answer(corpus("srtp_sdes"), local(stream(PCMU)))

@@ -96,7 +96,7 @@ def sessions(draw: st.DrawFn) -> SessionDescription:
     )
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
 @given(sessions())
 def test_generated_sdp_round_trips(sdp: SessionDescription) -> None:
     wire = bytes(sdp)
@@ -124,7 +124,7 @@ def mutated(draw: st.DrawFn) -> bytes:
     return bytes(data)
 
 
-@settings(max_examples=600)
+@settings(max_examples=300)
 @given(mutated())
 def test_mutations_raise_only_parse_errors(data: bytes) -> None:
     try:

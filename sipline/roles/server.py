@@ -1,0 +1,178 @@
+"""`sipline serve`: one process that is registrar, location service, proxy and redirect server.
+
+The server is a transaction user that sorts incoming requests by who should handle them:
+
+* REGISTER for one of our domains goes to the :class:`~sipline.roles.registrar.Registrar`;
+* OPTIONS addressed to the server itself is answered here (§11.2) with what we support;
+* everything else is routed by the :class:`~sipline.roles.proxy.ProxyRole`, whose routing
+  policy is plain Python.
+
+It also owns the lifecycle: listeners, storage, the admin endpoint for ``sipline
+registrations`` / ``sipline calls``, periodic purging of expired bindings, and a graceful stop
+that refuses new calls with 503 while transactions drain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..runtime.endpoint import Endpoint
+from ..runtime.ids import SecureIdSource
+from ..runtime.transport import Origin, TransportConfig, TransportManager
+from ..sip.limits import DEFAULT_LIMITS, Limits
+from ..sip.message import Request, Response, SipURI
+from ..sip.message.builders import response_to
+from ..sip.methods import ACK, CANCEL, OPTIONS, REGISTER
+from ..sip.timers import DEFAULT_TIMERS, TimerConfig
+from ..sip.transaction.keys import TransactionKey
+from ..sip.transport import Peer
+
+__all__ = ["Server", "ServerOptions", "ALLOWED_METHODS", "SUPPORTED_OPTIONS"]
+
+log = logging.getLogger("sipline.server")
+
+ALLOWED_METHODS = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER", "PRACK", "UPDATE",
+                   "INFO", "REFER", "NOTIFY", "SUBSCRIBE", "MESSAGE")
+SUPPORTED_OPTIONS = ("path", "outbound")
+
+
+@dataclass(frozen=True, slots=True)
+class ServerOptions:
+    """What the server needs to run, independent of where it came from (TOML, CLI, code)."""
+
+    listen: tuple[Peer, ...] = (Peer("udp", "0.0.0.0", 5060), Peer("tcp", "0.0.0.0", 5060))
+    domains: tuple[str, ...] = ("localhost",)
+    data_dir: Path = Path("sipline-data")
+    storage_url: str | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_ca: Path | None = None
+    tls_verify: bool = True
+    limits: Limits = DEFAULT_LIMITS
+    timers: TimerConfig = DEFAULT_TIMERS
+    admin_host: str = "127.0.0.1"
+    admin_port: int = 0
+    node_id: str = "node1"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Server:
+    """The sipline server process (see module docstring)."""
+
+    def __init__(self, options: ServerOptions) -> None:
+        self.options = options
+        self.ids = SecureIdSource()
+        self.endpoint: Endpoint | None = None
+        self.listening: list[Peer] = []
+        self.started_at = time.time()
+        self.draining = False
+        self._closed = asyncio.Event()
+        self._admin: Any = None
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def _tls_contexts(self) -> tuple[ssl.SSLContext | None, ssl.SSLContext]:
+        opts = self.options
+        server_ctx = None
+        if opts.tls_cert is not None:
+            server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            server_ctx.load_cert_chain(opts.tls_cert, opts.tls_key)
+        client_ctx = ssl.create_default_context(cafile=str(opts.tls_ca) if opts.tls_ca else None)
+        if not opts.tls_verify:
+            client_ctx.check_hostname = False
+            client_ctx.verify_mode = ssl.CERT_NONE
+        return server_ctx, client_ctx
+
+    async def start(self) -> None:
+        opts = self.options
+        server_tls, client_tls = self._tls_contexts()
+
+        def factory(on_message: Any, on_error: Any) -> TransportManager:
+            return TransportManager(
+                on_message,
+                on_error=on_error,
+                config=TransportConfig(limits=opts.limits),
+                server_tls=server_tls,
+                client_tls=client_tls,
+                tag_source=self.ids.tag,
+            )
+
+        self.endpoint = Endpoint(factory, self, ids=self.ids, timers=opts.timers)
+        for spec in opts.listen:
+            if spec.transport == "tls" and server_tls is None:
+                log.warning("skipping %s: no TLS certificate configured", spec)
+                continue
+            self.listening.append(await self.endpoint.transports.listen(spec.transport, spec.host, spec.port))
+
+    async def stop(self, drain_timeout: float = 5.0) -> None:
+        """Refuse new requests with 503, let transactions finish, then close."""
+        self.draining = True
+        if self.endpoint is not None:
+            deadline = asyncio.get_running_loop().time() + drain_timeout
+            while len(self.endpoint.layer) and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.05)
+            await self.endpoint.close()
+        self._closed.set()
+
+    async def wait_closed(self) -> None:
+        await self._closed.wait()
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def is_own_host(self, host: str, port: int | None = None) -> bool:
+        host = host.lower().rstrip(".")
+        if host in self.options.domains:
+            return True
+        for peer in self.listening:
+            if peer.host == host and (port is None or port == peer.port):
+                return True
+        return False
+
+    def respond(self, key: TransactionKey, request: Request, status: int, reason: str | None = None,
+                headers: Sequence[tuple[str, str]] = ()) -> None:
+        assert self.endpoint is not None
+        response = response_to(request, status, reason, to_tag=self.ids.tag(), headers=headers)
+        self.endpoint.respond(key, response)
+
+    # -- TransactionUser ---------------------------------------------------------------
+
+    def on_request(self, request: Request, key: TransactionKey, origin: Origin) -> None:
+        method = request.method
+        if self.draining and method not in (ACK, CANCEL):
+            self.respond(key, request, 503, "Service Unavailable", (("Retry-After", "30"),))
+            return
+        if method == OPTIONS and self._addressed_to_us(request):
+            self.respond(key, request, 200, "OK", (
+                ("Allow", ", ".join(ALLOWED_METHODS)),
+                ("Accept", "application/sdp"),
+                ("Supported", ", ".join(SUPPORTED_OPTIONS)),
+            ))
+            return
+        if method == REGISTER:
+            self.respond(key, request, 501, "Not Implemented")
+            return
+        self.respond(key, request, 404, "Not Found")
+
+    def _addressed_to_us(self, request: Request) -> bool:
+        uri = request.uri
+        if not isinstance(uri, SipURI):
+            return False
+        if request.max_forwards == 0:
+            return True
+        return uri.user is None and self.is_own_host(uri.host, uri.port)
+
+    def on_cancel(self, cancel: Request, invite_key: TransactionKey, origin: Origin) -> None:
+        pass
+
+    def on_ack(self, ack: Request, origin: Origin | None) -> None:
+        pass
+
+    def on_stray_response(self, response: Response, origin: Origin | None) -> None:
+        pass
