@@ -116,9 +116,13 @@ class Via:
 
     @property
     def is_rfc3261(self) -> bool:
-        """True if the branch carries the magic cookie, so branch matching applies."""
+        """True if the branch carries the magic cookie, so branch matching applies.
+
+        A branch that is the bare cookie carries no identifier (RFC 4475 §3.2.1 badbranch):
+        such a request falls back to RFC 2543 matching rather than share a key with others.
+        """
         branch = self.branch
-        return branch is not None and branch.startswith("z9hG4bK")
+        return branch is not None and len(branch) > 7 and branch.startswith("z9hG4bK")
 
     def with_param(self, name: str, value: str | None = None) -> Via:
         return replace(self, params=self.params.with_(name, value))

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["Message", "Request", "Response", "SIP_VERSION"]
 
 SIP_VERSION = "SIP/2.0"
+CRLF = "\r\n"
 
 #: RFC 3261 §20.19 / §25: delta-seconds above 2**32-1 are read as 2**32-1.
 _MAX_DELTA = 2**32 - 1
@@ -234,7 +235,12 @@ class Message:
     @property
     def via(self) -> Via:
         """The topmost Via value."""
-        return self.headers.typed("via:top", _top_via)
+        headers = self.headers
+        try:
+            return headers._cache["via:top"]  # type: ignore[return-value]
+        except KeyError:
+            value = headers._cache["via:top"] = _top_via(headers)
+            return value
 
     @property
     def vias(self) -> tuple[Via, ...]:
@@ -243,20 +249,40 @@ class Message:
 
     @property
     def call_id(self) -> str:
-        return self.headers.typed("call-id", _call_id)
+        headers = self.headers
+        try:
+            return headers._cache["call-id"]  # type: ignore[return-value]
+        except KeyError:
+            value = headers._cache["call-id"] = _call_id(headers)
+            return value
 
     @property
     def cseq(self) -> CSeq:
-        return self.headers.typed("cseq", _cseq)
+        headers = self.headers
+        try:
+            return headers._cache["cseq"]  # type: ignore[return-value]
+        except KeyError:
+            value = headers._cache["cseq"] = _cseq(headers)
+            return value
 
     @property
     def from_(self) -> NameAddr:
         """The From header (``from`` is a Python keyword)."""
-        return self.headers.typed("from", _parse_from)
+        headers = self.headers
+        try:
+            return headers._cache["from"]  # type: ignore[return-value]
+        except KeyError:
+            value = headers._cache["from"] = _parse_from(headers)
+            return value
 
     @property
     def to(self) -> NameAddr:
-        return self.headers.typed("to", _parse_to)
+        headers = self.headers
+        try:
+            return headers._cache["to"]  # type: ignore[return-value]
+        except KeyError:
+            value = headers._cache["to"] = _parse_to(headers)
+            return value
 
     @property
     def contacts(self) -> tuple[NameAddr, ...]:
@@ -270,7 +296,12 @@ class Message:
 
     @property
     def routes(self) -> tuple[NameAddr, ...]:
-        return self.headers.typed("route", _parse_routes)
+        headers = self.headers
+        try:
+            return headers._cache["route"]  # type: ignore[return-value]
+        except KeyError:
+            value = headers._cache["route"] = _parse_routes(headers)
+            return value
 
     @property
     def record_routes(self) -> tuple[NameAddr, ...]:
@@ -282,7 +313,12 @@ class Message:
 
     @property
     def max_forwards(self) -> int | None:
-        return self.headers.typed("max-forwards", _max_forwards)
+        headers = self.headers
+        try:
+            return headers._cache["max-forwards"]  # type: ignore[return-value]
+        except KeyError:
+            value = headers._cache["max-forwards"] = _max_forwards(headers)
+            return value
 
     @max_forwards.setter
     def max_forwards(self, value: int) -> None:
@@ -327,15 +363,16 @@ class Message:
         raise NotImplementedError
 
     def __bytes__(self) -> bytes:
-        lines = [self.start_line()]
-        for f in self.headers._fields:
-            raw = f.raw
-            lines.append(raw if raw is not None else f"{f.name}: {f.value}")
-        lines.append("")
-        lines.append("")
-        head = "\r\n".join(lines).encode("utf-8", "surrogateescape")
+        headers = self.headers
+        raws = headers._raws
+        lines = headers.lines() if None in raws else raws
+        if lines:
+            head = f"{self.start_line()}\r\n{CRLF.join(lines)}\r\n\r\n"  # type: ignore[arg-type]
+        else:
+            head = f"{self.start_line()}\r\n\r\n"
+        data = head.encode("utf-8", "surrogateescape")
         body = self._body
-        return head + body if body else head
+        return data + body if body else data
 
     to_bytes = __bytes__
 

@@ -18,9 +18,11 @@ from ..errors import MessageTooLarge, ParseError, ProtocolError, VersionNotSuppo
 from ..limits import DEFAULT_LIMITS, Limits
 from ._scan import TOKEN_CHARS
 from .headers import HeaderField, Headers, canonical_key
+from ..methods import KNOWN_METHODS
 from .model import Message, Request, Response
+from .uri import SipURI
 
-__all__ = ["parse_message", "parse_head", "validate"]
+__all__ = ["parse_message", "parse_head", "validate", "validate_strict", "safe_parse"]
 
 _VERSION_RE = re.compile(r"SIP/[0-9]+\.[0-9]+", re.IGNORECASE)
 # Request-URI: absoluteURI / SIP-URI / SIPS-URI all start with scheme ":".
@@ -31,7 +33,16 @@ _HEADER_NAME_BAD = re.compile(r"[^A-Za-z0-9\-.!%*_+`'~]")
 def _start_request(line: str) -> tuple[str, str]:
     parts = line.split(" ")
     if len(parts) != 3 or not all(parts):
-        raise ParseError(f"malformed request line {line[:80]!r}: expected 'METHOD URI SIP/2.0' separated by single spaces")
+        # Request-Line = Method SP Request-URI SP SIP-Version CRLF: say which rule broke.
+        if line != line.rstrip(" \t"):
+            fault = "trailing whitespace after the SIP version"
+        elif "  " in line or line.startswith(" "):
+            fault = "elements must be separated by single spaces"
+        elif len(parts) > 3:
+            fault = "whitespace inside the Request-URI"
+        else:
+            fault = "expected 'METHOD Request-URI SIP/2.0'"
+        raise ParseError(f"malformed request line {line[:80]!r}: {fault}")
     method, uri, version = parts
     if not TOKEN_CHARS.issuperset(method):
         raise ParseError(f"request method {method[:40]!r} is not a token")
@@ -39,6 +50,8 @@ def _start_request(line: str) -> tuple[str, str]:
         if _VERSION_RE.fullmatch(version):
             raise VersionNotSupported(f"SIP version {version} not supported")
         raise ParseError(f"bad SIP version {version[:20]!r} in request line")
+    if uri.startswith("<"):
+        raise ParseError(f"Request-URI must not be enclosed in '<>': {uri[:80]!r}")
     if "\t" in uri or not _URI_SCHEME_RE.match(uri):
         raise ParseError(f"malformed Request-URI {uri[:80]!r}")
     return method, uri
@@ -234,8 +247,69 @@ def _validate(msg: Message) -> None:
     msg.to
     if isinstance(msg, Request):
         if cseq.method != msg.method:
-            raise ParseError(f"CSeq method {cseq.method} does not match request method {msg.method}", header="CSeq")
+            # RFC 4475 §3.1.2.18: for a method we do not know, 501 is the better answer
+            # (a later extension may define it); 400 otherwise.
+            status = 400 if msg.method in KNOWN_METHODS else 501
+            raise ParseError(
+                f"CSeq method {cseq.method} does not match request method {msg.method}",
+                header="CSeq",
+                status=status,
+            )
         msg.max_forwards
+
+
+# SIP-date = rfc1123-date = wkday "," SP date1 SP time SP "GMT"   (RFC 3261 §25.1)
+# date1 = 2DIGIT SP month SP 4DIGIT ;  time = 2DIGIT ":" 2DIGIT ":" 2DIGIT
+_DATE_RE = re.compile(
+    r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-9]{2} "
+    r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [0-9]{4} "
+    r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9] GMT"
+)
+# media-type = m-type SLASH m-subtype *(SEMI m-parameter);  m-parameter = m-attribute EQUAL m-value
+# m-type, m-subtype, m-attribute = token;  m-value = token / quoted-string
+_TOKEN = r"[A-Za-z0-9.!%*_+`'~-]+"
+_MEDIA_TYPE_RE = re.compile(
+    rf"{_TOKEN}[ \t]*/[ \t]*{_TOKEN}"
+    rf'(?:[ \t]*;[ \t]*{_TOKEN}[ \t]*=[ \t]*(?:{_TOKEN}|"(?:[^"\\]|\\.)*"))*'
+)
+
+
+def validate_strict(msg: Message) -> None:
+    """Everything :func:`validate` checks, plus every header a UAS or registrar acts on.
+
+    :func:`parse_message` stays lazy about headers a proxy only forwards; an element that
+    consumes the message (UAS, registrar) calls this to refuse, with 400 and a reason that
+    names the header, what RFC 3261 says it must not accept:
+
+    - a Request-URI that does not parse, or a SIP Request-URI carrying ``?headers``
+      (§19.1.1, table 1: headers are not allowed in a Request-URI; RFC 4475 escruri);
+    - every Via value, Contact (RFC 4475 regbadct), Route, Record-Route;
+    - Expires, Content-Length, Max-Forwards as numbers; Require/Proxy-Require/Supported as
+      tokens;
+    - Date as an RFC 1123 date in GMT (§20.17; RFC 4475 baddate);
+    - Content-Type as a media type (§20.15).
+    """
+    _validate(msg)
+    if isinstance(msg, Request):
+        uri = msg.uri
+        if isinstance(uri, SipURI) and uri.headers:
+            raise ParseError(f"headers not allowed in a Request-URI: {msg.uri_text[:80]!r}")
+    msg.vias
+    msg.contacts
+    msg.routes
+    msg.record_routes
+    msg.expires
+    msg.content_length
+    msg.require
+    msg.proxy_require
+    msg.supported
+    headers = msg.headers
+    for value in headers.values_of("date"):
+        if not _DATE_RE.fullmatch(value):
+            raise ParseError(f"Date is not an RFC 1123 date in GMT: {value[:60]!r}", header="Date")
+    for value in headers.values_of("content-type"):
+        if not _MEDIA_TYPE_RE.fullmatch(value):
+            raise ParseError(f"malformed Content-Type {value[:60]!r}", header="Content-Type")
 
 
 def safe_parse(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message | ProtocolError:
