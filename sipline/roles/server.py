@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import secrets
+
 from ..runtime.endpoint import Endpoint
 from ..runtime.ids import SecureIdSource
 from ..runtime.transport import Origin, TransportConfig, TransportManager
@@ -32,7 +34,13 @@ from ..sip.message.builders import response_to
 from ..sip.methods import ACK, CANCEL, OPTIONS, REGISTER
 from ..sip.timers import DEFAULT_TIMERS, TimerConfig
 from ..sip.transaction.keys import TransactionKey
+from ..sip.auth.nonce import NonceFactory
+from ..sip.auth.server import DigestServer
+from ..sip.registrar import RegistrarPolicy
 from ..sip.transport import Peer
+from ..storage import Storage, open_storage
+from ..storage.models import Source
+from .registrar import Registrar
 
 __all__ = ["Server", "ServerOptions", "ALLOWED_METHODS", "SUPPORTED_OPTIONS"]
 
@@ -60,7 +68,24 @@ class ServerOptions:
     admin_host: str = "127.0.0.1"
     admin_port: int = 0
     node_id: str = "node1"
+    #: Digest realm (default: the first domain).
+    realm: str | None = None
+    auth_algorithms: tuple[str, ...] = ("SHA-256", "MD5")
+    nonce_lifetime: float = 300.0
+    #: HMAC key for nonces; persisted by the caller so a restart keeps nonces valid.
+    secret: bytes = b""
+    require_auth_for_local_callers: bool = True
+    min_expires: int = 60
+    default_expires: int = 3600
+    max_expires: int = 7200
+    max_contacts: int = 10
+    #: Seconds between purges of expired bindings.
+    purge_interval: float = 60.0
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def effective_realm(self) -> str:
+        return self.realm or (self.domains[0] if self.domains else "sipline")
 
 
 class Server:
@@ -75,6 +100,11 @@ class Server:
         self.draining = False
         self._closed = asyncio.Event()
         self._admin: Any = None
+        self.storage: Storage | None = None
+        self.registrar: Registrar | None = None
+        self.digest: DigestServer | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._purger: asyncio.Task[None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -93,6 +123,16 @@ class Server:
     async def start(self) -> None:
         opts = self.options
         server_tls, client_tls = self._tls_contexts()
+        opts.data_dir.mkdir(parents=True, exist_ok=True)
+        self.storage = await open_storage(opts.storage_url or (opts.data_dir / "sipline.db"),
+                                          max_bindings=max(opts.max_contacts, 1))
+        secret = opts.secret or secrets.token_bytes(32)
+        self.digest = DigestServer(opts.effective_realm, NonceFactory(secret, opts.nonce_lifetime),
+                                   algorithms=opts.auth_algorithms)
+        policy = RegistrarPolicy(frozenset(opts.domains), default_expires=opts.default_expires,
+                                 min_expires=opts.min_expires, max_expires=opts.max_expires,
+                                 max_contacts=opts.max_contacts)
+        self.registrar = Registrar(self.storage, self.digest, policy, self.ids, node_id=opts.node_id)
 
         def factory(on_message: Any, on_error: Any) -> TransportManager:
             return TransportManager(
@@ -110,6 +150,29 @@ class Server:
                 log.warning("skipping %s: no TLS certificate configured", spec)
                 continue
             self.listening.append(await self.endpoint.transports.listen(spec.transport, spec.host, spec.port))
+        self._purger = asyncio.get_running_loop().create_task(self._purge_loop())
+
+    async def _purge_loop(self) -> None:
+        assert self.registrar is not None
+        while True:
+            await asyncio.sleep(self.options.purge_interval)
+            try:
+                purged = await self.registrar.purge(time.time())
+                if purged:
+                    log.info("purged %d expired bindings", purged)
+            except Exception:  # pragma: no cover - storage failures are logged, not fatal
+                log.exception("purging expired bindings failed")
+
+    def spawn(self, coro: Any) -> None:
+        """Run a request handler coroutine; failures become logged 500s, never crashes."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("request handler failed", exc_info=task.exception())
 
     async def stop(self, drain_timeout: float = 5.0) -> None:
         """Refuse new requests with 503, let transactions finish, then close."""
@@ -119,6 +182,12 @@ class Server:
             while len(self.endpoint.layer) and asyncio.get_running_loop().time() < deadline:
                 await asyncio.sleep(0.05)
             await self.endpoint.close()
+        if self._purger is not None:
+            self._purger.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        if self.storage is not None:
+            await self.storage.close()
         self._closed.set()
 
     async def wait_closed(self) -> None:
@@ -155,8 +224,8 @@ class Server:
                 ("Supported", ", ".join(SUPPORTED_OPTIONS)),
             ))
             return
-        if method == REGISTER:
-            self.respond(key, request, 501, "Not Implemented")
+        if method == REGISTER and self._for_our_domain(request):
+            self.spawn(self._register(request, key, origin))
             return
         self.respond(key, request, 404, "Not Found")
 
@@ -167,6 +236,22 @@ class Server:
         if request.max_forwards == 0:
             return True
         return uri.user is None and self.is_own_host(uri.host, uri.port)
+
+    def _for_our_domain(self, request: Request) -> bool:
+        uri = request.uri
+        return isinstance(uri, SipURI) and self.is_own_host(uri.host)
+
+    async def _register(self, request: Request, key: TransactionKey, origin: Origin) -> None:
+        assert self.registrar is not None and self.endpoint is not None
+        peer = origin.peer
+        source = Source(peer.transport, peer.host, peer.port)
+        connection_id = str(peer) if origin.connection is not None else None
+        try:
+            response = await self.registrar.handle(request, source, time.time(), connection_id)
+        except Exception:
+            log.exception("[%s] REGISTER failed", request.call_id)
+            response = response_to(request, 500, "Server Internal Error", to_tag=self.ids.tag())
+        self.endpoint.respond(key, response)
 
     def on_cancel(self, cancel: Request, invite_key: TransactionKey, origin: Origin) -> None:
         pass
