@@ -24,7 +24,13 @@ from collections.abc import Callable
 from typing import Protocol
 
 from ..sip.auth.server import AuthResult, DigestServer
-from ..sip.auth_policy import auth_failure_response, authenticate, ha1_key, identity_matches, select_credentials
+from ..sip.auth_policy import (
+    auth_failure_response,
+    authenticate,
+    ha1_key,
+    identity_matches,
+    select_credentials,
+)
 from ..sip.errors import ParseError, UsageError
 from ..sip.ids import IdSource
 from ..sip.message.model import Request, Response

@@ -40,6 +40,8 @@ from ..sip.registrar import RegistrarPolicy
 from ..sip.transport import Peer
 from ..storage import Storage, open_storage
 from ..storage.models import Source
+from ..runtime.dns import CachingResolver, DnsResolver, Resolver
+from .proxy import ProxyRole, ProxySettings
 from .registrar import Registrar
 
 __all__ = ["Server", "ServerOptions", "ALLOWED_METHODS", "SUPPORTED_OPTIONS"]
@@ -81,6 +83,9 @@ class ServerOptions:
     max_contacts: int = 10
     #: Seconds between purges of expired bindings.
     purge_interval: float = 60.0
+    proxy: ProxySettings = field(default_factory=ProxySettings)
+    #: Replaces DNS (tests, or a static deployment); None uses the system's DNS.
+    resolver: Resolver | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -105,6 +110,8 @@ class Server:
         self.digest: DigestServer | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._purger: asyncio.Task[None] | None = None
+        resolver = options.resolver or CachingResolver(DnsResolver(), clock=time.monotonic)
+        self.proxy = ProxyRole(self, options.proxy, resolver)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -227,7 +234,7 @@ class Server:
         if method == REGISTER and self._for_our_domain(request):
             self.spawn(self._register(request, key, origin))
             return
-        self.respond(key, request, 404, "Not Found")
+        self.proxy.handle_request(request, key, origin)
 
     def _addressed_to_us(self, request: Request) -> bool:
         uri = request.uri
@@ -254,10 +261,24 @@ class Server:
         self.endpoint.respond(key, response)
 
     def on_cancel(self, cancel: Request, invite_key: TransactionKey, origin: Origin) -> None:
-        pass
+        self.proxy.handle_cancel(cancel, invite_key)
 
     def on_ack(self, ack: Request, origin: Origin | None) -> None:
-        pass
+        self.proxy.handle_ack(ack, origin)
 
     def on_stray_response(self, response: Response, origin: Origin | None) -> None:
-        pass
+        self.proxy.handle_stray_response(response)
+
+    def advertised_host(self, local: Peer) -> str:
+        """The address to put in Via and Record-Route for a listener (never a wildcard)."""
+        if local.host not in ("0.0.0.0", "::", ""):
+            return local.host
+        for domain in self.options.domains:
+            if domain.replace(".", "").isdigit() and not domain.startswith("127."):
+                return domain
+        return "127.0.0.1"
+
+    def transports_available(self) -> tuple[str, ...]:
+        have = {p.transport for p in self.listening}
+        order = [t for t in ("tls", "tcp", "udp") if t in have or (t == "tls" and "tcp" in have)]
+        return tuple(order) or ("udp",)

@@ -64,7 +64,7 @@ __all__ = [
 
 #: §10.3 step 7 only allows 423 for intervals "smaller than one hour".
 _ONE_HOUR = 3600
-#: A CSeq cannot exceed 2**31-1 (§8.1.1.5); the parser enforces it already.
+#: Bound on the stored User-Agent text, which the peer controls.
 _USER_AGENT_MAX = 256
 
 
@@ -75,7 +75,8 @@ class RegistrarPolicy:
     ``domains`` are the host parts of the AORs we keep bindings for (compared
     case-insensitively).  ``min_expires`` triggers 423 only below one hour, as §10.3 step 7
     allows, so a minimum above an hour lets requests between the two through unchanged;
-    ``default_expires`` applies when neither the Contact nor the request gives an interval.  ``supported`` lists the option tags a ``Require`` may name.
+    ``default_expires`` applies when neither the Contact nor the request gives an interval.
+    ``supported`` lists the option tags a ``Require`` may name.
     ``path_without_support`` decides what happens to a Path from a UA that did not say
     ``Supported: path``: "reject" (420, RFC 3327 §5.3 recommendation) or "accept" (store it).
     ``outbound`` enables RFC 5626 binding identity by +sip.instance/reg-id.
@@ -327,9 +328,7 @@ def _decide(
     if request.contact_is_star or any(v.strip() == "*" for v in request.headers.get_all("Contact")):
         return _remove_all(request, aor, alive, call_id, cseq, header_expires)
 
-    contacts = request.contacts
-    if not contacts:
-        return _reject(400, "Bad Request", "empty Contact header")
+    contacts = request.contacts  # never empty here: an empty Contact is a ParseError
 
     use_outbound = policy.outbound and _outbound_applies(request, paths)
     supports_outbound = "outbound" in {t.lower() for t in request.supported}

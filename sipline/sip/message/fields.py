@@ -131,8 +131,33 @@ class Via:
         return f"{self.protocol}/{self.transport} {self.sent_by}{self.params}"
 
 
+# The shape nearly every Via has: "SIP/2.0/" transport SP host [":" port] and parameters
+# without LWS whose values are tokens or hosts.  Host alternatives are exactly the IPv4 and
+# hostname rules _check_host applies, so both paths accept the same values.
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|[01]?[0-9]?[0-9])"
+_FAST_VIA_RE = re.compile(
+    r"SIP/2\.0/([A-Za-z]+) "
+    rf"({_OCTET}(?:\.{_OCTET}){{3}}|{_HOSTNAME_RE.pattern})"
+    r"(?::([0-9]{1,5}))?"
+    r"((?:;[A-Za-z0-9.!%*_+`'~-]+(?:=[A-Za-z0-9.!%*_+`'~:\[\]-]+)?)*)"
+)
+
+
 def parse_via(value: str) -> Via:
     """Parse one via-parm.  Raises ParseError naming what is wrong."""
+    fast = _FAST_VIA_RE.fullmatch(value)
+    if fast is not None:
+        transport, host, port, params_text = fast.groups()
+        port_num = int(port) if port is not None else None
+        if port_num is None or 0 < port_num < 65536:
+            items: list[tuple[str, str | None]] = []
+            if params_text:
+                for piece in params_text[1:].split(";"):
+                    name, eq, val = piece.partition("=")
+                    items.append((name, val if eq else None))
+            params = Params(tuple(items))
+            if "branch" not in params or params.get("branch"):
+                return Via(transport.upper(), host, port_num, params, "SIP/2.0")
     m = _VIA_RE.fullmatch(value)
     if m is None:
         raise ParseError(f"malformed Via value {value[:80]!r}", header="Via")

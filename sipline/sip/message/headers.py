@@ -90,6 +90,7 @@ LIST_HEADERS = frozenset(
 )
 
 _key_cache: dict[str, str] = {}
+_MISSING = object()
 
 
 def canonical_key(name: str) -> str:
@@ -266,12 +267,10 @@ class Headers:
         The cache is dropped whenever that header changes, so a view is never stale.
         """
         cache = self._cache
-        try:
-            return cache[key]  # type: ignore[return-value]
-        except KeyError:
-            value = parse(self)
-            cache[key] = value
-            return value
+        value = cache.get(key, _MISSING)
+        if value is _MISSING:
+            value = cache[key] = parse(self)
+        return value  # type: ignore[return-value]
 
     # -- writing ---------------------------------------------------------------------
 

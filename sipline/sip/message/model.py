@@ -30,6 +30,7 @@ __all__ = ["Message", "Request", "Response", "SIP_VERSION"]
 
 SIP_VERSION = "SIP/2.0"
 CRLF = "\r\n"
+_MISSING = object()
 
 #: RFC 3261 §20.19 / §25: delta-seconds above 2**32-1 are read as 2**32-1.
 _MAX_DELTA = 2**32 - 1
@@ -235,12 +236,11 @@ class Message:
     @property
     def via(self) -> Via:
         """The topmost Via value."""
-        headers = self.headers
-        try:
-            return headers._cache["via:top"]  # type: ignore[return-value]
-        except KeyError:
-            value = headers._cache["via:top"] = _top_via(headers)
-            return value
+        cache = self.headers._cache
+        value = cache.get("via:top", _MISSING)
+        if value is _MISSING:
+            value = cache["via:top"] = _top_via(self.headers)
+        return value  # type: ignore[return-value]
 
     @property
     def vias(self) -> tuple[Via, ...]:
@@ -249,40 +249,36 @@ class Message:
 
     @property
     def call_id(self) -> str:
-        headers = self.headers
-        try:
-            return headers._cache["call-id"]  # type: ignore[return-value]
-        except KeyError:
-            value = headers._cache["call-id"] = _call_id(headers)
-            return value
+        cache = self.headers._cache
+        value = cache.get("call-id", _MISSING)
+        if value is _MISSING:
+            value = cache["call-id"] = _call_id(self.headers)
+        return value  # type: ignore[return-value]
 
     @property
     def cseq(self) -> CSeq:
-        headers = self.headers
-        try:
-            return headers._cache["cseq"]  # type: ignore[return-value]
-        except KeyError:
-            value = headers._cache["cseq"] = _cseq(headers)
-            return value
+        cache = self.headers._cache
+        value = cache.get("cseq", _MISSING)
+        if value is _MISSING:
+            value = cache["cseq"] = _cseq(self.headers)
+        return value  # type: ignore[return-value]
 
     @property
     def from_(self) -> NameAddr:
         """The From header (``from`` is a Python keyword)."""
-        headers = self.headers
-        try:
-            return headers._cache["from"]  # type: ignore[return-value]
-        except KeyError:
-            value = headers._cache["from"] = _parse_from(headers)
-            return value
+        cache = self.headers._cache
+        value = cache.get("from", _MISSING)
+        if value is _MISSING:
+            value = cache["from"] = _parse_from(self.headers)
+        return value  # type: ignore[return-value]
 
     @property
     def to(self) -> NameAddr:
-        headers = self.headers
-        try:
-            return headers._cache["to"]  # type: ignore[return-value]
-        except KeyError:
-            value = headers._cache["to"] = _parse_to(headers)
-            return value
+        cache = self.headers._cache
+        value = cache.get("to", _MISSING)
+        if value is _MISSING:
+            value = cache["to"] = _parse_to(self.headers)
+        return value  # type: ignore[return-value]
 
     @property
     def contacts(self) -> tuple[NameAddr, ...]:
@@ -296,12 +292,11 @@ class Message:
 
     @property
     def routes(self) -> tuple[NameAddr, ...]:
-        headers = self.headers
-        try:
-            return headers._cache["route"]  # type: ignore[return-value]
-        except KeyError:
-            value = headers._cache["route"] = _parse_routes(headers)
-            return value
+        cache = self.headers._cache
+        value = cache.get("route", _MISSING)
+        if value is _MISSING:
+            value = cache["route"] = _parse_routes(self.headers)
+        return value  # type: ignore[return-value]
 
     @property
     def record_routes(self) -> tuple[NameAddr, ...]:
@@ -313,12 +308,11 @@ class Message:
 
     @property
     def max_forwards(self) -> int | None:
-        headers = self.headers
-        try:
-            return headers._cache["max-forwards"]  # type: ignore[return-value]
-        except KeyError:
-            value = headers._cache["max-forwards"] = _max_forwards(headers)
-            return value
+        cache = self.headers._cache
+        value = cache.get("max-forwards", _MISSING)
+        if value is _MISSING:
+            value = cache["max-forwards"] = _max_forwards(self.headers)
+        return value  # type: ignore[return-value]
 
     @max_forwards.setter
     def max_forwards(self, value: int) -> None:

@@ -86,6 +86,8 @@ def _split_lines(head: str) -> list[str]:
 # key: a spelling is validated once per process, not once per line.  Bounded, since names
 # come from the network.
 _NAME_KEYS: dict[str, str] = {}
+# The subset spelled without WSP before the colon, usable by the fast path as they are.
+_CLEAN_NAME_KEYS: dict[str, str] = {}
 
 
 def _check_name(name: str) -> tuple[str, str]:
@@ -99,22 +101,13 @@ def _check_name(name: str) -> tuple[str, str]:
     key = canonical_key(stripped)
     if len(_NAME_KEYS) < 4096:
         _NAME_KEYS[name] = key
+        if name == stripped:
+            _CLEAN_NAME_KEYS[name] = key
     return stripped, key
 
 
-def parse_head(head: str, limits: Limits = DEFAULT_LIMITS) -> Message:
-    """Parse a start line and header section (already decoded, no trailing blank line)."""
-    lines = _split_lines(head)
-    start = lines[0]
-    # The start line first: its faults (version, method, Request-URI form) decide the answer.
-    if start.startswith("SIP/") or start[:4].upper() == "SIP/":
-        status, reason = _start_response(start)
-        request = False
-    else:
-        method, uri = _start_request(start)
-        request = True
-    if len(lines) > limits.max_headers + 1 and sum(1 for line in lines if line[:1] not in (" ", "\t")) > limits.max_headers + 1:
-        raise MessageTooLarge(f"too many header fields (more than {limits.max_headers})")
+def _slow_fields(lines: list[str]) -> tuple[list[str], list[str], list[str], list[str | None]]:
+    """Split header lines one by one: folding, odd spacing, errors with a precise reason."""
     keys: list[str] = []
     names: list[str] = []
     values: list[str] = []
@@ -144,6 +137,46 @@ def parse_head(head: str, limits: Limits = DEFAULT_LIMITS) -> Message:
             raise ParseError(f"header line without a name and colon: {line[:60]!r}")
         else:
             raise ParseError("empty line inside the header section")
+    return keys, names, values, raws
+
+
+def _fast_fields(head: str, lines: list[str]) -> tuple[list[str], list[str], list[str], list[str | None]] | None:
+    """The header lists built with C-level passes, or None when :func:`_slow_fields` must run.
+
+    The common case: no folding, every line ``name: value`` with a name spelled exactly as a
+    previous message spelled it (so already validated, and without WSP before the colon).
+    """
+    if "\n " in head or "\n\t" in head:
+        return None
+    raws = lines[1:]
+    try:
+        names, values = zip(*[line.split(":", 1) for line in raws])
+    except ValueError:
+        return None  # some line has no colon: the slow path names it
+    keys = list(map(_CLEAN_NAME_KEYS.get, names))
+    if None in keys:
+        return None
+    return keys, list(names), [v.strip(" \t") for v in values], raws  # type: ignore[return-value]
+
+
+def parse_head(head: str, limits: Limits = DEFAULT_LIMITS) -> Message:
+    """Parse a start line and header section (already decoded, no trailing blank line)."""
+    lines = _split_lines(head)
+    start = lines[0]
+    # The start line first: its faults (version, method, Request-URI form) decide the answer.
+    if start.startswith("SIP/") or start[:4].upper() == "SIP/":
+        status, reason = _start_response(start)
+        request = False
+    else:
+        method, uri = _start_request(start)
+        request = True
+    if len(lines) > limits.max_headers + 1 and sum(1 for line in lines if line[:1] not in (" ", "\t")) > limits.max_headers + 1:
+        raise MessageTooLarge(f"too many header fields (more than {limits.max_headers})")
+    fields = _fast_fields(head, lines) if len(lines) > 1 else None
+    if fields is None:
+        keys, names, values, raws = _slow_fields(lines)
+    else:
+        keys, names, values, raws = fields
     headers = Headers._from_lists(keys, names, values, raws)
     msg: Message
     if request:

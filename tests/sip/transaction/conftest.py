@@ -124,7 +124,7 @@ class Wire:
             Wire.drain(machine, deadline, trace)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def wire() -> type[Wire]:
     return Wire
 

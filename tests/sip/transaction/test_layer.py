@@ -147,9 +147,10 @@ def test_uas_invite_rejected_and_acked(wire: W) -> None:
     tl.receive(invite, wire.PEER, 0.0)
     key = server_key(invite)
     assert tl.drain_events() == [RequestReceived(invite, key, wire.PEER)]
-    tl.receive(wire.request("INVITE"), wire.PEER, 0.1)  # retransmission: absorbed
-    assert tl.drain_events() == []
     assert run(tl, 0.2) == [(0.2, "SIP/2.0 100 Trying")]
+    tl.receive(wire.request("INVITE"), wire.PEER, 0.3)  # retransmission: the 100 again
+    assert first_lines(tl) == ["SIP/2.0 100 Trying"]
+    assert tl.drain_events() == []
     tl.send_response(key, response_to(invite, 486, to_tag="a6c85cf"), 1.0)
     assert first_lines(tl) == ["SIP/2.0 486 Busy Here"]
     assert run(tl, 2.0) == [(1.5, "SIP/2.0 486 Busy Here")]
@@ -313,7 +314,7 @@ def test_unusable_input_becomes_an_event(wire: W) -> None:
     tl.receive("not a message", wire.PEER, 0.0)  # type: ignore[arg-type]
     events = tl.drain_events()
     assert [type(e) for e in events] == [MessageIgnored, MessageIgnored]
-    assert "Via" in events[0].reason and events[0].message is broken
+    assert "missing" in events[0].reason and events[0].message is broken
     no_branch = wire.response(200)
     no_branch.headers.set("Via", "SIP/2.0/UDP pc33.atlanta.example.com")
     tl.receive(no_branch, wire.PEER, 0.0)
@@ -350,17 +351,15 @@ def test_timer_heap_interleaves_transactions(wire: W) -> None:
     assert tl.next_deadline() is None and len(tl) == 0
 
 
-def test_zero_intervals_do_not_spin(wire: W) -> None:
-    tl = TransactionLayer(TimerConfig(t1=0.0, t2=0.0), CountingIdSource())
+def test_zero_retransmit_interval_does_not_spin(wire: W) -> None:
+    # T2 = 0 caps Timer E at zero after its first firing: each wake-up must still return.
+    tl = TransactionLayer(TimerConfig(t2=0.0), CountingIdSource())
     tl.send_request(wire.request("OPTIONS"), wire.PEER, 0.0)
     tl.drain_output()
-    tl.handle_timer(0.0)  # Timer F (64*T1 = 0) fires at once
-    assert [type(e).__name__ for e in tl.drain_events()] == ["TransactionTimeout", "TransactionTerminated"]
-    tl.send_request(wire.request("OPTIONS", branch="z9hG4bK9"), wire.PEER, 0.0)
-    key = next(iter([e for e in tl.drain_events()]), None)
-    assert key is None  # still alive until the clock is run
-    tx = tl.get(next(iter(tl._client)))
-    assert isinstance(tx, object)
+    tl.handle_timer(0.5)
+    assert len(tl.drain_output()) == 1
+    deadline = tl.next_deadline()
+    assert deadline is not None and 0.5 < deadline < 0.51
 
 
 def test_get_distinguishes_client_and_server(wire: W) -> None:

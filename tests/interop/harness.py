@@ -1,0 +1,823 @@
+"""Drive real SIP peers around a server under test: sipline, Kamailio, SIPp, baresip.
+
+Interop tests and the comparison benchmarks (``bench/*_vs_kamailio.py``) need
+the same plumbing: start a server on ephemeral loopback ports with its own
+scratch directory, know when it is ready, feed it subscribers, run SIPp
+scenarios and read their verdict, and stop everything they started.  This
+module is that plumbing, and nothing here is specific to one test.
+
+Rules every helper follows, because the suite runs on small CI machines next
+to other jobs:
+
+- everything binds 127.0.0.1, on ports from :func:`free_port`;
+- every process is started here, tracked by its PID and stopped by that PID
+  (SIGTERM, then SIGKILL of its own process group), never by name;
+- every wait has a deadline, and failures carry the tail of the peer's log.
+
+Import it from a test (tests run with ``--import-mode=importlib``, so the
+folder is not on ``sys.path`` by itself)::
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import harness
+
+The scenarios in ``scenarios/`` take their variable parts as SIPp keys
+(``-key domain ...``, ``-key caller ...``); :func:`sipp_command` always passes
+them, with defaults.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+LOOPBACK = "127.0.0.1"
+HERE = Path(__file__).resolve().parent
+SCENARIOS = HERE / "scenarios"
+REPO = HERE.parents[1]
+BENCH = REPO / "bench"
+DEFAULT_DOMAIN = "sipline.test"
+KAMAILIO_MODULES = Path("/usr/lib/x86_64-linux-gnu/kamailio/modules")
+BARESIP_MODULES = Path("/usr/lib/baresip/modules")
+
+
+class HarnessError(RuntimeError):
+    """A peer did not start, did not become ready, or misbehaved."""
+
+
+# --------------------------------------------------------------------------- ports
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    """A port free for both UDP and TCP on ``host`` (same rule as tests/conftest.py).
+
+    Kept here as well so that the benchmarks, which run outside pytest, share
+    the harness without importing the test configuration.
+    """
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            tcp.bind((host, 0))
+            port: int = tcp.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                try:
+                    udp.bind((host, port))
+                except OSError:
+                    continue
+                return port
+    raise HarnessError(f"no port free for both UDP and TCP on {host}")
+
+
+def tail(path: Path, limit: int = 4000) -> str:
+    """The end of a log file, for failure messages."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return f"<{path.name}: not written>"
+    return text[-limit:] or f"<{path.name}: empty>"
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(word) for word in text.split()]
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and all its live descendants (Kamailio forks one per worker)."""
+    found: list[int] = []
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        pending.extend(_children(current))
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds used so far by ``pid`` and its descendants.
+
+    Reads utime and stime (fields 14 and 15 of /proc/PID/stat) of every
+    process in the tree, plus cutime/cstime for children already reaped.
+    """
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for member in process_tree(pid):
+        try:
+            stat = Path(f"/proc/{member}/stat").read_text()
+        except OSError:
+            continue
+        # The command name may contain spaces: split after its closing paren.
+        fields = stat[stat.rindex(")") + 2:].split()
+        total += sum(int(value) for value in fields[11:15])
+    return total / ticks
+
+
+@dataclass
+class Peer:
+    """A process started by the harness, with its log, stopped by PID."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+    workdir: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.pid)
+
+    def log_tail(self, limit: int = 4000) -> str:
+        return tail(self.log, limit)
+
+    def check_alive(self) -> None:
+        code = self.process.poll()
+        if code is not None:
+            raise HarnessError(f"{self.name} exited with {code}:\n{self.log_tail()}")
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """SIGTERM, wait, then SIGKILL the process group it leads; returns its exit code."""
+        if self.process.poll() is None:
+            try:
+                os.kill(self.pid, signal.SIGTERM)
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self._kill_group()
+                self.process.wait(timeout=timeout)
+            except ProcessLookupError:
+                pass
+        # Workers that outlive their parent (Kamailio children) share its group.
+        self._kill_group()
+        return self.process.returncode
+
+    def _kill_group(self) -> None:
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def spawn(name: str, command: Sequence[str], workdir: Path, *,
+          env: Mapping[str, str] | None = None,
+          stdin: int | None = subprocess.DEVNULL) -> Peer:
+    """Start ``command`` in its own session (so its group can be killed), logging to a file."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    log = workdir / f"{name}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(list(command), stdin=stdin, stdout=out,
+                                   stderr=subprocess.STDOUT, cwd=workdir,
+                                   env=None if env is None else dict(env),
+                                   start_new_session=True)
+    return Peer(name=name, process=process, log=log, workdir=workdir)
+
+
+# --------------------------------------------------------------------------- SIP probe
+
+
+def options_request(host: str, port: int, local_port: int, transport: str = "UDP") -> bytes:
+    """A minimal OPTIONS addressed to the server itself (RFC 3261 section 11)."""
+    tag = uuid.uuid4().hex[:10]
+    lines = [
+        f"OPTIONS sip:{host}:{port} SIP/2.0",
+        f"Via: SIP/2.0/{transport} {LOOPBACK}:{local_port};branch=z9hG4bK{uuid.uuid4().hex}",
+        "Max-Forwards: 70",
+        f"From: <sip:probe@{LOOPBACK}>;tag={tag}",
+        f"To: <sip:{host}:{port}>",
+        f"Call-ID: {uuid.uuid4().hex}@{LOOPBACK}",
+        "CSeq: 1 OPTIONS",
+        "Content-Length: 0",
+        "", "",
+    ]
+    return "\r\n".join(lines).encode()
+
+
+def options_ping(port: int, host: str = LOOPBACK, timeout: float = 0.5) -> int | None:
+    """Send one OPTIONS over UDP; the status code of the first final answer, or None."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        sock.settimeout(timeout)
+        sock.sendto(options_request(host, port, sock.getsockname()[1]), (host, port))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                data = sock.recv(65535)
+            except (TimeoutError, ConnectionRefusedError, OSError):
+                return None
+            first = data.split(b"\r\n", 1)[0].split()
+            if len(first) >= 2 and first[0] == b"SIP/2.0" and first[1].isdigit():
+                status = int(first[1])
+                if status >= 200:
+                    return status
+    return None
+
+
+def tcp_accepts(port: int, host: str = LOOPBACK) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def wait_sip_ready(peer: Peer, port: int, *, tcp: bool = True, timeout: float = 20.0) -> None:
+    """Wait until ``peer`` answers OPTIONS on UDP ``port`` (and accepts TCP)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        peer.check_alive()
+        if options_ping(port) is not None and (not tcp or tcp_accepts(port)):
+            return
+        time.sleep(0.1)
+    raise HarnessError(f"{peer.name} not answering OPTIONS on {LOOPBACK}:{port} after "
+                       f"{timeout:.0f} s:\n{peer.log_tail()}")
+
+
+# --------------------------------------------------------------------------- servers
+
+
+@dataclass
+class Server:
+    """A SIP server under test (sipline or Kamailio) listening on UDP+TCP ``port``."""
+
+    peer: Peer
+    port: int
+    domain: str
+    kind: str
+
+    @property
+    def address(self) -> str:
+        return f"{LOOPBACK}:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        return self.peer.pid
+
+    def cpu_seconds(self) -> float:
+        return self.peer.cpu_seconds()
+
+    def stop(self) -> int | None:
+        return self.peer.stop()
+
+
+def sipline_command() -> list[str]:
+    """How to run the CLI: the interpreter running us, with the repo importable."""
+    return [sys.executable, "-m", "sipline"]
+
+
+def _sipline_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def sipline_add_user(name: str, password: str, *, data: Path,
+                     domain: str = DEFAULT_DOMAIN, timeout: float = 30.0) -> None:
+    """``sipline users add NAME --password PW --data DIR --domain D``; raises on failure."""
+    command = [*sipline_command(), "users", "add", name, "--password", password,
+               "--data", str(data), "--domain", domain]
+    result = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True,
+                            env=_sipline_env(), timeout=timeout, check=False)
+    if result.returncode != 0:
+        raise HarnessError(f"{' '.join(command)} exited with {result.returncode}:\n"
+                           f"{result.stdout.decode(errors='replace')}"
+                           f"{result.stderr.decode(errors='replace')}")
+
+
+def start_sipline(workdir: Path, *, domain: str = DEFAULT_DOMAIN, port: int | None = None,
+                  config: str | Path | None = None,
+                  users: Iterable[tuple[str, str]] = (),
+                  extra_args: Sequence[str] = (), timeout: float = 20.0) -> Server:
+    """Start ``sipline serve`` on UDP+TCP 127.0.0.1:``port`` with data in ``workdir/data``.
+
+    ``config`` is TOML text (written to ``workdir/sipline.toml``) or a path.
+    ``users`` are added with the CLI before the server starts.  Returns once
+    the server answers OPTIONS over UDP and accepts TCP connections.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    data = workdir / "data"
+    data.mkdir(exist_ok=True)
+    for name, password in users:
+        sipline_add_user(name, password, data=data, domain=domain)
+    port = port or free_port()
+    command = [*sipline_command(), "serve",
+               "--listen", f"udp:{LOOPBACK}:{port}",
+               "--listen", f"tcp:{LOOPBACK}:{port}",
+               "--data", str(data), "--domain", domain]
+    if config is not None:
+        if isinstance(config, str) and "\n" in config:
+            path = workdir / "sipline.toml"
+            path.write_text(config)
+        else:
+            path = Path(config)
+        command += ["--config", str(path)]
+    command += list(extra_args)
+    peer = spawn("sipline", command, workdir, env=_sipline_env())
+    server = Server(peer=peer, port=port, domain=domain, kind="sipline")
+    try:
+        wait_sip_ready(peer, port, timeout=timeout)
+    except BaseException:
+        peer.stop()
+        raise
+    return server
+
+
+def write_kamailio_dbtext(directory: Path, users: Iterable[tuple[str, str]],
+                          domain: str = DEFAULT_DOMAIN) -> str:
+    """Write the db_text tables auth_db reads (``version``, ``subscriber``); returns the URL.
+
+    Passwords are stored in clear and Kamailio computes HA1 (calculate_ha1).
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "version").write_text(
+        "table_name(str) table_version(int)\nsubscriber:7\nlocation:9\n")
+    rows = ["id(int,auto) username(str) domain(str) password(str) ha1(str) ha1b(str)"]
+    for index, (name, password) in enumerate(users, start=1):
+        rows.append(f"{index}:{name}:{domain}:{password}:::")
+    (directory / "subscriber").write_text("\n".join(rows) + "\n")
+    return f"text://{directory}"
+
+
+def kamailio_command(binary: str, cfg: Path, port: int, runtime: Path,
+                     defines: Mapping[str, str | None]) -> list[str]:
+    command = [binary, "-f", str(cfg), "-P", str(runtime / "kamailio.pid"),
+               "-Y", str(runtime), "-w", str(runtime),
+               "-l", f"udp:{LOOPBACK}:{port}", "-l", f"tcp:{LOOPBACK}:{port}",
+               # Foreground (-DD keeps the main process attached), log to stderr,
+               # small memory pools: the machine is shared.
+               "-DD", "-E", "-m", "64", "-M", "8"]
+    if KAMAILIO_MODULES.is_dir():
+        command += ["-L", str(KAMAILIO_MODULES)]
+    for name, value in defines.items():
+        command += ["-A", name if value is None else f"{name}={value}"]
+    return command
+
+
+def start_kamailio(workdir: Path, cfg: Path, *, binary: str = "kamailio",
+                   port: int | None = None, domain: str = DEFAULT_DOMAIN,
+                   defines: Mapping[str, str | None] | None = None,
+                   timeout: float = 20.0) -> Server:
+    """Start Kamailio on ``cfg`` with UDP+TCP 127.0.0.1:``port`` and a private runtime dir.
+
+    ``defines`` become ``-A NAME=VALUE`` (``None``: ``-A NAME``); string values
+    must carry their own quotes, e.g. ``{"NEXT_HOP": '"sip:127.0.0.1:5070"'}``.
+    No root needed: the pid file, control FIFO and working dir are in ``workdir``.
+    The config must answer OPTIONS to itself (both bench configs do).
+    """
+    port = port or free_port()
+    runtime = workdir / "run"
+    runtime.mkdir(parents=True, exist_ok=True)
+    command = kamailio_command(binary, cfg, port, runtime, defines or {})
+    peer = spawn("kamailio", command, workdir)
+    server = Server(peer=peer, port=port, domain=domain, kind="kamailio")
+    try:
+        wait_sip_ready(peer, port, timeout=timeout)
+    except BaseException:
+        peer.stop()
+        raise
+    return server
+
+
+@contextmanager
+def running(server: Server) -> Iterator[Server]:
+    """``with running(start_...(...)) as server:`` stops it on the way out."""
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+# --------------------------------------------------------------------------- SIPp
+
+
+@dataclass(frozen=True, slots=True)
+class SippStats:
+    """The last row of SIPp's ``-trace_stat`` CSV (cumulative counters)."""
+
+    row: Mapping[str, str]
+
+    def count(self, name: str) -> int:
+        """A cumulative counter, e.g. ``count("SuccessfulCall")``."""
+        value = self.row.get(f"{name}(C)", self.row.get(name, "0"))
+        try:
+            return int(float(value or 0))
+        except ValueError:
+            return 0
+
+    @property
+    def created(self) -> int:
+        return self.count("TotalCallCreated")
+
+    @property
+    def successful(self) -> int:
+        return self.count("SuccessfulCall")
+
+    @property
+    def failed(self) -> int:
+        return self.count("FailedCall")
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds from SIPp's start to the last dump (ElapsedTime(C) is HH:MM:SS:mmm...)."""
+        text = self.row.get("ElapsedTime(C)", "")
+        parts = text.split(":")
+        try:
+            hours, minutes, seconds = int(parts[0]), int(parts[1]), int(parts[2])
+            millis = int(parts[3][:3]) if len(parts) > 3 else 0
+        except (IndexError, ValueError):
+            return 0.0
+        return hours * 3600 + minutes * 60 + seconds + millis / 1000
+
+
+def parse_sipp_stats(path: Path) -> SippStats | None:
+    """Read SIPp's statistics CSV (``;``-separated, header then one row per dump)."""
+    try:
+        with path.open(newline="", errors="replace") as handle:
+            rows = list(csv.reader(handle, delimiter=";"))
+    except OSError:
+        return None
+    rows = [row for row in rows if row]
+    if len(rows) < 2:
+        return None
+    header = [name.strip() for name in rows[0]]
+    return SippStats(row=dict(zip(header, (value.strip() for value in rows[-1]))))
+
+
+@dataclass
+class SippResult:
+    """SIPp's verdict: exit code 0 all calls succeeded, 1 some failed, >1 error."""
+
+    returncode: int
+    command: list[str]
+    stdout: str
+    stderr: str
+    stats: SippStats | None
+    workdir: Path
+    errors_log: Path
+    messages_log: Path | None
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    def describe(self, limit: int = 3000) -> str:
+        """Everything needed to understand a failure, for an assertion message."""
+        parts = [f"sipp exited with {self.returncode}: {' '.join(self.command)}"]
+        if self.stats is not None:
+            parts.append(f"created={self.stats.created} successful={self.stats.successful} "
+                         f"failed={self.stats.failed}")
+        parts.append(f"--- stderr\n{self.stderr[-limit:]}")
+        parts.append(f"--- errors\n{tail(self.errors_log, limit)}")
+        if self.messages_log is not None:
+            parts.append(f"--- messages\n{tail(self.messages_log, limit)}")
+        return "\n".join(parts)
+
+
+def scenario(name: str) -> Path:
+    """Path of a scenario in tests/interop/scenarios (``name`` with or without .xml)."""
+    path = SCENARIOS / (name if name.endswith(".xml") else f"{name}.xml")
+    if not path.is_file():
+        raise HarnessError(f"no SIPp scenario {path}")
+    return path
+
+
+def write_users_csv(path: Path, users: Iterable[tuple[str, str]]) -> Path:
+    """A SIPp injection file: SEQUENTIAL, then one ``user;password`` line per user."""
+    lines = ["SEQUENTIAL"] + [f"{name};{password}" for name, password in users]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def sipp_command(scenario_path: Path, *, workdir: Path, target: str | None = None,
+                 binary: str = "sipp", port: int | None = None, transport: str = "u1",
+                 service: str = "service", calls: int = 1, rate: float = 10.0,
+                 rate_period_ms: int = 1000, limit: int | None = None,
+                 duration_ms: int = 0, domain: str = DEFAULT_DOMAIN,
+                 caller: str = "alice", auth: tuple[str, str] | None = None,
+                 inf: Path | None = None, keys: Mapping[str, str] | None = None,
+                 timeout_s: float = 20.0, trace_messages: bool = True,
+                 stat_period_s: int = 1, media_port: int | None = None,
+                 extra: Sequence[str] = ()) -> list[str]:
+    """The SIPp command line used everywhere: bounded, quiet, traced into ``workdir``.
+
+    ``target`` is ``host:port`` for a UAC; None for a UAS.  ``keys`` add or
+    override ``-key`` values (``domain``, ``caller`` and ``expires`` are always set).
+    """
+    name = scenario_path.stem
+    command = [binary]
+    if target is not None:
+        command.append(target)
+    all_keys = {"domain": domain, "caller": caller, "expires": "3600", **(keys or {})}
+    command += ["-sf", str(scenario_path), "-t", transport,
+                "-i", LOOPBACK, "-p", str(port or free_port()),
+                "-mi", LOOPBACK, "-mp", str(media_port or free_port()),
+                "-s", service,
+                "-m", str(calls), "-r", f"{rate:g}", "-rp", str(rate_period_ms),
+                "-d", str(duration_ms),
+                "-timeout", f"{timeout_s:g}s", "-timeout_error",
+                "-nostdin", "-nr",
+                "-default_behaviors", "all,-abortunexp",
+                "-trace_err", "-error_file", str(workdir / f"{name}.errors.log"),
+                "-trace_stat", "-stf", str(workdir / f"{name}.stat.csv"),
+                "-fd", str(stat_period_s)]
+    if limit is not None:
+        command += ["-l", str(limit)]
+    for key, value in all_keys.items():
+        command += ["-key", key, value]
+    if auth is not None:
+        command += ["-au", auth[0], "-ap", auth[1]]
+    if inf is not None:
+        command += ["-inf", str(inf)]
+    if trace_messages:
+        command += ["-trace_msg", "-message_file", str(workdir / f"{name}.messages.log")]
+    command += list(extra)
+    return command
+
+
+@dataclass
+class SippProcess:
+    """A SIPp running in the background (a UAS, or a UAC under load)."""
+
+    peer: Peer
+    command: list[str]
+    scenario: Path
+
+    def wait(self, timeout: float = 30.0) -> SippResult:
+        """Wait for SIPp to end by itself (``-m`` calls done, or its -timeout)."""
+        try:
+            self.peer.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.peer.stop()
+        return self._result()
+
+    def stop(self) -> SippResult:
+        self.peer.stop()
+        return self._result()
+
+    def _result(self) -> SippResult:
+        workdir = self.peer.workdir
+        name = self.scenario.stem
+        messages = workdir / f"{name}.messages.log"
+        code = self.peer.process.returncode
+        return SippResult(
+            returncode=-1 if code is None else code,
+            command=self.command,
+            stdout=tail(self.peer.log, 6000),
+            stderr="",
+            stats=parse_sipp_stats(workdir / f"{name}.stat.csv"),
+            workdir=workdir,
+            errors_log=workdir / f"{name}.errors.log",
+            messages_log=messages if messages.exists() else None,
+        )
+
+
+def start_sipp(scenario_name: str | Path, workdir: Path, **options: object) -> SippProcess:
+    """Start SIPp in the background with :func:`sipp_command` options; see :meth:`SippProcess.wait`."""
+    path = scenario_name if isinstance(scenario_name, Path) else scenario(scenario_name)
+    workdir.mkdir(parents=True, exist_ok=True)
+    command = sipp_command(path, workdir=workdir, **options)  # type: ignore[arg-type]
+    peer = spawn(f"sipp-{path.stem}", command, workdir)
+    return SippProcess(peer=peer, command=command, scenario=path)
+
+
+def run_sipp(scenario_name: str | Path, workdir: Path, *, wait_s: float | None = None,
+             **options: object) -> SippResult:
+    """Run SIPp to completion (bounded by its ``-timeout`` plus a margin)."""
+    timeout_s = float(options.get("timeout_s", 20.0))  # type: ignore[arg-type]
+    process = start_sipp(scenario_name, workdir, **options)
+    return process.wait(timeout=wait_s if wait_s is not None else timeout_s + 10.0)
+
+
+def wait_udp_bound(port: int, timeout: float = 5.0) -> None:
+    """Wait until some process holds UDP ``port`` on the loopback (SIPp UAS is listening)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            try:
+                probe.bind((LOOPBACK, port))
+            except OSError:
+                return
+        time.sleep(0.05)
+    raise HarnessError(f"nothing bound UDP {LOOPBACK}:{port} within {timeout:.0f} s")
+
+
+def sipp_register(server: Server, users: Sequence[tuple[str, str]], workdir: Path, *,
+                  port: int | None = None, transport: str = "u1", rate: float = 50.0,
+                  expires: int = 3600, timeout_s: float = 15.0,
+                  **options: object) -> SippResult:
+    """Register ``users`` (digest auth) with ``register_auth.xml``, one call per user.
+
+    With ``port`` given, the Contact is 127.0.0.1:``port``: start a SIPp UAS
+    on that port afterwards and calls to the users reach it.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    inf = write_users_csv(workdir / "users.csv", users)
+    return run_sipp("register_auth", workdir, target=server.address, port=port,
+                    transport=transport, calls=len(users), rate=rate, inf=inf,
+                    domain=server.domain, keys={"expires": str(expires)},
+                    timeout_s=timeout_s, **options)
+
+
+def start_uas(scenario_name: str, workdir: Path, *, port: int, user: str = "bob",
+              calls: int = 1, timeout_s: float = 20.0, **options: object) -> SippProcess:
+    """Start a SIPp UAS on UDP/TCP ``port`` and return once it is listening."""
+    process = start_sipp(scenario_name, workdir, port=port, service=user, calls=calls,
+                         timeout_s=timeout_s, **options)
+    if options.get("transport", "u1") == "u1":
+        try:
+            wait_udp_bound(port)
+        except HarnessError:
+            process.stop()
+            raise
+    else:
+        time.sleep(0.3)
+    return process
+
+
+# --------------------------------------------------------------------------- baresip
+
+
+def _netstring(payload: bytes) -> bytes:
+    return str(len(payload)).encode() + b":" + payload + b","
+
+
+class Baresip:
+    """A headless baresip driven over its ctrl_tcp JSON/netstring socket.
+
+    Started by :meth:`start` with a generated config dir: no audio device
+    (ausine as source, the aubridge sink as player), G.711 only, one account
+    registering through ``outbound`` to the server under test, ``answermode``
+    auto so that incoming calls are answered without a command.
+    """
+
+    def __init__(self, peer: Peer, aor: str, ctrl_port: int, sip_port: int) -> None:
+        self.peer = peer
+        self.aor = aor
+        self.ctrl_port = ctrl_port
+        self.sip_port = sip_port
+        self.events: list[dict[str, object]] = []
+        self._buffer = b""
+        self._token = 0
+        self._sock = self._connect()
+
+    @classmethod
+    def start(cls, workdir: Path, *, user: str, password: str | None, server: Server,
+              binary: str = "baresip", answer: bool = True, timeout: float = 10.0,
+              transport: str = "udp") -> Baresip:
+        workdir.mkdir(parents=True, exist_ok=True)
+        sip_port = free_port()
+        ctrl_port = free_port()
+        rtp = free_port()
+        domain = server.domain
+        modules = "\n".join(f"module {name}" for name in
+                            ("g711.so", "ausine.so", "aubridge.so", "ctrl_tcp.so"))
+        config = f"""\
+poll_method		epoll
+sip_listen		{LOOPBACK}:{sip_port}
+sip_trans_def		{transport}
+audio_player		aubridge,nowhere
+audio_source		ausine,440
+audio_alert		aubridge,nowhere
+ausrc_srate		8000
+auplay_srate		8000
+rtp_ports		{rtp}-{rtp + 20}
+rtcp_mux		no
+jitter_buffer_delay	0-5
+dns_server		{LOOPBACK}:53
+net_interface		lo
+module_path		{BARESIP_MODULES}
+{modules}
+module_app		account.so
+module_app		menu.so
+ctrl_tcp_listen		{LOOPBACK}:{ctrl_port}
+"""
+        (workdir / "config").write_text(config)
+        params = [f'outbound="sip:{server.address};transport={transport}"',
+                  "regint=600", "audio_codecs=PCMU,PCMA", "mediaenc=",
+                  "answermode=" + ("auto" if answer else "manual")]
+        if password is not None:
+            params.insert(0, f"auth_pass={password}")
+        aor = f"sip:{user}@{domain}"
+        account = f"<{aor};transport={transport}>;" + ";".join(p for p in params if not p.endswith("="))
+        (workdir / "accounts").write_text(account + "\n")
+        (workdir / "contacts").write_text("")
+        command = [binary, "-4", "-f", str(workdir), "-t", "120"]
+        peer = spawn(f"baresip-{user}", command, workdir)
+        deadline = time.monotonic() + timeout
+        while True:
+            peer.check_alive() if peer.alive() else None
+            if not peer.alive():
+                raise HarnessError(f"baresip exited:\n{peer.log_tail()}")
+            if tcp_accepts(ctrl_port):
+                break
+            if time.monotonic() > deadline:
+                peer.stop()
+                raise HarnessError(f"baresip ctrl_tcp not listening:\n{peer.log_tail()}")
+            time.sleep(0.1)
+        return cls(peer, aor, ctrl_port, sip_port)
+
+    def _connect(self) -> socket.socket:
+        sock = socket.create_connection((LOOPBACK, self.ctrl_port), timeout=2.0)
+        sock.settimeout(0.2)
+        return sock
+
+    # -- protocol
+
+    def _read(self, timeout: float) -> dict[str, object] | None:
+        deadline = time.monotonic() + timeout
+        while True:
+            message = self._parse_one()
+            if message is not None:
+                return message
+            if time.monotonic() > deadline:
+                return None
+            try:
+                chunk = self._sock.recv(65536)
+            except (TimeoutError, socket.timeout):
+                continue
+            if not chunk:
+                raise HarnessError(f"baresip closed ctrl_tcp:\n{self.peer.log_tail()}")
+            self._buffer += chunk
+
+    def _parse_one(self) -> dict[str, object] | None:
+        head, colon, rest = self._buffer.partition(b":")
+        if not colon or not head.isdigit():
+            return None
+        size = int(head)
+        if len(rest) < size + 1:
+            return None
+        payload, self._buffer = rest[:size], rest[size + 1:]
+        message: dict[str, object] = json.loads(payload)
+        if message.get("event"):
+            self.events.append(message)
+        return message
+
+    def command(self, name: str, params: str = "", timeout: float = 5.0) -> dict[str, object]:
+        """Run a baresip long command (``dial``, ``hangup``, ``accept`` ...) and return its response."""
+        self._token += 1
+        token = str(self._token)
+        request = {"command": name, "params": params, "token": token}
+        self._sock.sendall(_netstring(json.dumps(request).encode()))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            message = self._read(deadline - time.monotonic())
+            if message is not None and message.get("response") and message.get("token") == token:
+                return message
+        raise HarnessError(f"baresip gave no response to {name!r}:\n{self.peer.log_tail()}")
+
+    def wait_event(self, *types: str, timeout: float = 10.0) -> dict[str, object]:
+        """The first event (already seen or new) whose ``type`` is one of ``types``; consumes it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for index, event in enumerate(self.events):
+                if event.get("type") in types:
+                    return self.events.pop(index)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                seen = [event.get("type") for event in self.events]
+                raise HarnessError(f"baresip {self.aor}: none of {types} within {timeout:.0f} s "
+                                   f"(events: {seen}):\n{self.peer.log_tail()}")
+            self._read(min(remaining, 0.5))
+
+    def wait_registered(self, timeout: float = 10.0) -> None:
+        event = self.wait_event("REGISTER_OK", "REGISTER_FAIL", timeout=timeout)
+        if event.get("type") != "REGISTER_OK":
+            raise HarnessError(f"baresip {self.aor} registration failed: {event}\n"
+                               f"{self.peer.log_tail()}")
+
+    def dial(self, uri: str) -> dict[str, object]:
+        return self.command("dial", uri)
+
+    def hangup(self) -> dict[str, object]:
+        return self.command("hangup")
+
+    def stop(self) -> int | None:
+        try:
+            self._sock.sendall(_netstring(json.dumps(
+                {"command": "quit", "params": "", "token": "quit"}).encode()))
+            self.peer.process.wait(timeout=3)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        try:
+            self._sock.close()
+        except OSError:
+            pass
+        return self.peer.stop()
