@@ -95,11 +95,12 @@ class _Call:
     """One proxied request: its response context and the branches sent for it."""
 
     __slots__ = ("request", "key", "origin", "context", "branches", "bindings", "relay", "record_route", "timer",
-                 "loop")
+                 "loop", "started")
 
     def __init__(self, request: Request, key: TransactionKey, origin: Origin, context: ResponseContext,
                  bindings: dict[str, Binding], relay: str | None, record_route: bool, loop: str) -> None:
         self.loop = loop
+        self.started = time.time()
         self.request = request
         self.key = key
         self.origin = origin
@@ -486,6 +487,8 @@ class ProxyRole:
                 "to": str(c.request.to.uri),
                 "state": c.context.state.name.lower(),
                 "branches": len(c.branches),
+                "started": c.started,
+                "duration": time.time() - c.started,
             }
             for c in self._calls.values()
         ]

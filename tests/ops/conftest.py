@@ -20,3 +20,9 @@ def fixed_machine(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         if name.startswith("SIPLINE_") or name == "NO_COLOR":
             monkeypatch.delenv(name)
     yield
+
+
+@pytest.fixture
+def machine_domains() -> tuple[str, ...]:
+    """What default_domains() returns during these tests."""
+    return FAKE_DOMAINS

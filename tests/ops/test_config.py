@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FAKE_DOMAINS  # type: ignore[import-not-found]
 
 from sipline.ops import config as config_module
 from sipline.ops.config import (
@@ -91,11 +90,12 @@ def test_listen_spec_str_brackets_ipv6() -> None:
 # Defaults
 
 
-def test_no_config_at_all(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_config_at_all(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                          machine_domains: tuple[str, ...]) -> None:
     monkeypatch.chdir(tmp_path)
     config = load_config()
     assert [str(s) for s in config.listen] == ["udp:0.0.0.0:5060", "tcp:0.0.0.0:5060"]
-    assert config.domains == FAKE_DOMAINS
+    assert config.domains == machine_domains
     assert config.auth.realm == "pbx"
     assert config.data_dir == tmp_path / "sipline-data"
     assert config.storage_url == f"sqlite://{tmp_path / 'sipline-data' / 'sipline.db'}"

@@ -21,8 +21,9 @@ I/O.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from ..errors import UsageError
 from ..message.model import Request
 from ..message.uri import URI, SipURI, TelURI
 from ..status import reason_phrase
@@ -119,7 +120,7 @@ class Redirect:
 
     def __post_init__(self) -> None:
         if not 300 <= self.status <= 399:
-            raise ValueError(f"Redirect status must be 3xx, not {self.status}")
+            raise UsageError(f"Redirect status must be 3xx, not {self.status}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +133,7 @@ class Reply:
 
     def __post_init__(self) -> None:
         if not 200 <= self.status <= 699:
-            raise ValueError(f"Reply status must be final (200-699), not {self.status}")
+            raise UsageError(f"Reply status must be final (200-699), not {self.status}")
 
     @property
     def reason_phrase(self) -> str:
@@ -187,11 +188,9 @@ def default_route(request: Request, ctx: RoutingContext) -> Decision:
     if not isinstance(uri, SipURI):
         return Reply(404, "No Route To Destination")
     host = uri.host.lower()
-    if host in ctx.redirect_domains:
+    if host in {d.lower() for d in ctx.redirect_domains}:
         return _location_decision(ctx, redirect=True)
-    if host in ctx.local_domains:
+    if host in {d.lower() for d in ctx.local_domains}:
         return _location_decision(ctx, redirect=False)
     return Relay(str(uri))
 
-
-_ = field  # dataclasses.field kept importable for subclasses' defaults
