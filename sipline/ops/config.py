@@ -116,8 +116,20 @@ def _opt(
 # Value types that appear inside sections
 
 
-def _split_hostport(text: str, *, what: str) -> tuple[str, int | None]:
-    """``host``, ``host:port``, ``[v6]`` or ``[v6]:port``; a bare IPv6 needs brackets."""
+def _split_hostport(text: str, *, what: str, whole: str | None = None) -> tuple[str, int | None]:
+    """``host``, ``host:port``, ``[v6]`` or ``[v6]:port``; a bare IPv6 needs brackets.
+
+    Messages quote ``whole`` (the full value the operator wrote) when given.
+    """
+    try:
+        return _split_hostport_unchecked(text, what=what)
+    except ValueError as exc:
+        if whole is None:
+            raise
+        raise ValueError(str(exc).replace(repr(text), repr(whole))) from None
+
+
+def _split_hostport_unchecked(text: str, *, what: str) -> tuple[str, int | None]:
     if text.startswith("["):
         end = text.find("]")
         if end < 0:
@@ -176,7 +188,7 @@ class ListenSpec:
             raise ValueError(f"bad listen address {text!r}, want PROTO:HOST:PORT like udp:0.0.0.0:5060")
         if transport not in _TRANSPORTS:
             raise ValueError(f"unknown transport {transport!r} in {text!r} (one of {', '.join(_TRANSPORTS)})")
-        host, port = _split_hostport(rest, what="listen address")
+        host, port = _split_hostport(rest, what="listen address", whole=text.strip())
         return cls(transport, host, _DEFAULT_PORTS[transport] if port is None else port)  # type: ignore[arg-type]
 
     @property

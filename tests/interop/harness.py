@@ -632,6 +632,7 @@ def sipp_register(server: Server, users: Sequence[tuple[str, str]], workdir: Pat
     inf = write_users_csv(workdir / "users.csv", users)
     return run_sipp("register_auth", workdir, target=server.address, port=port,
                     transport=transport, calls=len(users), rate=rate, inf=inf,
+                    auth=("[field0]", "[field1]"),
                     domain=server.domain, keys={"expires": str(expires)},
                     timeout_s=timeout_s, **options)
 

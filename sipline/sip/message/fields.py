@@ -51,14 +51,14 @@ def _check_host(host: str, what: str) -> str:
         try:
             ipaddress.IPv6Address(inner)
         except ValueError:
-            raise ParseError(f"{what}: bad IPv6 reference {host!r}") from None
+            raise ParseError(f"{what}: bad IPv6 reference {host!r}", header=what) from None
         return inner
     if _IPV4_RE.fullmatch(host):
         if any(int(part) > 255 for part in host.split(".")):
-            raise ParseError(f"{what}: bad IPv4 address {host!r}")
+            raise ParseError(f"{what}: bad IPv4 address {host!r}", header=what)
         return host
     if not _HOSTNAME_RE.fullmatch(host):
-        raise ParseError(f"{what}: bad host {host!r}")
+        raise ParseError(f"{what}: bad host {host!r}", header=what)
     return host
 
 
@@ -155,15 +155,15 @@ def parse_via(value: str) -> Via:
                 for piece in params_text[1:].split(";"):
                     name, eq, val = piece.partition("=")
                     items.append((name, val if eq else None))
-            params = Params(tuple(items))
-            if "branch" not in params or params.get("branch"):
-                return Via(transport.upper(), host, port_num, params, "SIP/2.0")
+            fast_params = Params(tuple(items))
+            if "branch" not in fast_params or fast_params.get("branch"):
+                return Via(transport.upper(), host, port_num, fast_params, "SIP/2.0")
     m = _VIA_RE.fullmatch(value)
     if m is None:
         raise ParseError(f"malformed Via value {value[:80]!r}", header="Via")
     name, version, transport, host, port, params = m.groups()
     host = _check_host(host, "Via")
-    port_num: int | None = None
+    port_num = None
     if port is not None:
         port_num = int(port)
         if not 0 < port_num < 65536:
@@ -197,12 +197,11 @@ def parse_cseq(value: str) -> CSeq:
     parts = value.split()
     if len(parts) != 2 or not parts[0].isdigit() or not parts[0].isascii():
         raise ParseError(f"malformed CSeq {value[:60]!r}", header="CSeq")
-    seq = int(parts[0])
-    if seq > MAX_CSEQ:
+    if len(parts[0]) > 10 or int(parts[0]) > MAX_CSEQ:
         raise ParseError(f"CSeq number {parts[0][:20]} exceeds 2**31-1", header="CSeq")
     if not is_token(parts[1]):
         raise ParseError(f"CSeq method {parts[1]!r} is not a token", header="CSeq")
-    return CSeq(seq, parts[1])
+    return CSeq(int(parts[0]), parts[1])
 
 
 def parse_uint(value: str, header: str, maximum: int | None = None, clamp: bool = False) -> int:
@@ -214,8 +213,8 @@ def parse_uint(value: str, header: str, maximum: int | None = None, clamp: bool 
     text = value.strip()
     if not text or not text.isdigit() or not text.isascii():
         raise ParseError(f"{header} is not a number: {value[:40]!r}", header=header)
-    if maximum is not None and (len(text) > 20 or int(text) > maximum):
-        if clamp:
+    if len(text) > 20 or (maximum is not None and int(text) > maximum):
+        if clamp and maximum is not None:
             return maximum
         raise ParseError(f"{header} value {text[:20]} too large", header=header)
     return int(text)

@@ -79,6 +79,7 @@ class StreamFramer:
                     return KeepAlivePong()
                 if len(buf) < 4:
                     return None
+                raise ParseError("stray CR after a keep-alive CRLF")
             elif buf[0] == 0x0A:
                 del buf[:1]
                 return KeepAlivePong()

@@ -1,0 +1,233 @@
+"""Glue between SDP offer/answer and one :class:`~sipline.media.rtp_session.RtpSession`.
+
+A call needs its RTP port *before* negotiation (the port goes into our SDP) but only knows
+codec, payload types and direction *after* it.  :class:`MediaLeg` therefore opens a session
+on the preferred codec at once, and when negotiation picks something else reopens it on the
+very same port (the port stays reserved in between, so the SDP stays true).
+
+Direction is enforced here because the session itself is direction-agnostic: while we must
+not send (hold, ``recvonly``) outgoing frames are paced and dropped, so a WAV being played
+keeps its timing; while we must not receive, incoming frames are not delivered.  Incoming
+audio and digits are pumped by one task each into the call's queues and the recorder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import numpy as np
+
+from ...media.codecs.base import Pcm
+from ...media.ports import PortAllocator
+from ...media.rtp_session import RtpSession, RtpSessionConfig, SendFilter, SessionStats
+from ...media.wav import read_wav, write_wav
+from ...sip.sdp import (
+    Codec,
+    Direction,
+    LocalSession,
+    MediaCapabilities,
+    NegotiatedStream,
+)
+
+__all__ = ["MediaLeg", "DEFAULT_CODECS", "local_session"]
+
+log = logging.getLogger("sipline.ua.media")
+
+#: G.711 first: every SIP phone speaks it and the media package implements it.
+DEFAULT_CODECS = ("PCMU", "PCMA")
+
+
+class _ReservedPort:
+    """An allocator view that hands out one already reserved port (for a reopen)."""
+
+    def __init__(self, parent: PortAllocator, port: int) -> None:
+        self._parent = parent
+        self._port = port
+        self.capacity = 1
+
+    def allocate(self) -> int:
+        return self._port
+
+    def release(self, port: int) -> None:
+        self._parent.release(port)
+
+
+def local_session(address: str, port: int, codecs: tuple[str, ...], session_id: str, version: int,
+                  direction: Direction = Direction.SENDRECV) -> LocalSession:
+    """Our SDP capabilities: one audio stream with ``codecs`` in preference order + RFC 4733."""
+    return LocalSession(
+        address=address,
+        session_id=session_id,
+        session_version=version,
+        streams=(MediaCapabilities(port, tuple(Codec(name, 8000) for name in codecs), ptime=20,
+                                   direction=direction),),
+        username="sipline",
+    )
+
+
+class MediaLeg:
+    """The audio of one call: an RTP session plus direction, recording and queues."""
+
+    def __init__(self, allocator: PortAllocator, host: str, codecs: tuple[str, ...],
+                 send_filter: SendFilter | None = None) -> None:
+        self._allocator = allocator
+        self._host = host
+        self.codecs = codecs
+        self._send_filter = send_filter
+        self.session: RtpSession | None = None
+        self.negotiated: NegotiatedStream | None = None
+        self.direction = Direction.INACTIVE
+        self._frames: list[asyncio.Queue[Pcm | None]] = []
+        self._digits: asyncio.Queue[str | None] = asyncio.Queue()
+        self._recording: list[Pcm] | None = None
+        self._record_path: Path | None = None
+        self._pumps: list[asyncio.Task[None]] = []
+        self._closed = False
+        self._stats_before_reopen: SessionStats | None = None
+
+    @property
+    def port(self) -> int:
+        return self.session.local_port if self.session is not None else 0
+
+    async def open(self) -> None:
+        """Bind the port pair now, on the preferred codec."""
+        self.session = await RtpSession.open(self._allocator, self._config(self.codecs[0], 0, 101),
+                                             host=self._host, send_filter=self._send_filter)
+        self._start_pumps()
+
+    @staticmethod
+    def _config(codec: str, payload_type: int, dtmf_pt: int | None) -> RtpSessionConfig:
+        return RtpSessionConfig(codec=codec, payload_type=payload_type, dtmf_payload_type=dtmf_pt)
+
+    def _start_pumps(self) -> None:
+        assert self.session is not None
+        loop = asyncio.get_running_loop()
+        self._pumps = [loop.create_task(self._pump_audio(self.session)),
+                       loop.create_task(self._pump_digits(self.session))]
+
+    async def apply(self, stream: NegotiatedStream) -> None:
+        """Use what negotiation agreed: codec, payload types, peer address, direction."""
+        self.negotiated = stream
+        self.direction = stream.direction if stream.active else Direction.INACTIVE
+        session = self.session
+        if session is None or self._closed or not stream.active or stream.codec is None:
+            return
+        pt = stream.codec.payload_type
+        dtmf = stream.telephone_event.payload_type if stream.telephone_event is not None else None
+        cfg = session.config
+        if (cfg.codec.upper(), cfg.payload_type, cfg.dtmf_payload_type) != (stream.codec.encoding.upper(), pt, dtmf):
+            # Reopen on the same (still reserved) port with the agreed formats.
+            port = session.local_port
+            for task in self._pumps:
+                task.cancel()
+            self._stats_before_reopen = session.stats()
+            await session.close()
+            self._allocator._in_use.add(port)  # keep the reservation across the reopen
+            session = await RtpSession.open(_ReservedPort(self._allocator, port),  # type: ignore[arg-type]
+                                            self._config(stream.codec.encoding, pt, dtmf),
+                                            host=self._host, send_filter=self._send_filter)
+            self.session = session
+            self._start_pumps()
+        if stream.remote_address and stream.remote_port:
+            session.set_remote((stream.remote_address, stream.remote_port))
+
+    # -- sending ----------------------------------------------------------------------
+
+    @property
+    def can_send(self) -> bool:
+        return self.direction.sends and self.session is not None and not self._closed
+
+    async def send_audio(self, frame: Pcm | bytes) -> None:
+        """Queue one 20 ms frame; paced and dropped while the direction forbids sending."""
+        if self._closed or self.session is None:
+            return
+        if not self.can_send:
+            await asyncio.sleep(self.session.config.ptime)
+            return
+        await self.session.send_pcm(frame)
+
+    async def play(self, source: str | Path | Pcm) -> None:
+        """Send a WAV file (or samples) once, frame by frame, honouring hold."""
+        pcm = read_wav(source) if isinstance(source, (str, Path)) else source
+        if self.session is None:
+            return
+        n = self.session.frame_samples
+        pad = -len(pcm) % n
+        pcm = np.concatenate([np.asarray(pcm, dtype=np.int16), np.zeros(pad, dtype=np.int16)])
+        for start in range(0, len(pcm), n):
+            if self._closed:
+                return
+            await self.send_audio(pcm[start:start + n])
+        if self.session is not None and not self._closed:
+            await self.session.drain()
+
+    async def send_dtmf(self, digits: str) -> None:
+        if self.session is not None and not self._closed and self.can_send:
+            await self.session.send_dtmf(digits)
+
+    # -- receiving --------------------------------------------------------------------
+
+    async def _pump_audio(self, session: RtpSession) -> None:
+        async for frame in session.frames():
+            if not self.direction.receives:
+                continue
+            if self._recording is not None:
+                self._recording.append(frame)
+            for queue in self._frames:
+                if queue.qsize() < 500:
+                    queue.put_nowait(frame)
+
+    async def _pump_digits(self, session: RtpSession) -> None:
+        async for digit in session.digits():
+            self.push_digit(digit.digit)
+
+    def push_digit(self, digit: str) -> None:
+        """A digit from RTP or from a SIP INFO (dtmf-relay)."""
+        if not self._closed:
+            self._digits.put_nowait(digit)
+
+    async def frames(self) -> AsyncIterator[Pcm]:
+        """Incoming 20 ms frames until the call ends."""
+        queue: asyncio.Queue[Pcm | None] = asyncio.Queue()
+        self._frames.append(queue)
+        try:
+            while (frame := await queue.get()) is not None:
+                yield frame
+        finally:
+            self._frames.remove(queue)
+
+    async def digits(self) -> AsyncIterator[str]:
+        while (digit := await self._digits.get()) is not None:
+            yield digit
+
+    def record(self, path: str | Path) -> None:
+        """Record the far side's audio into a WAV written when the call ends."""
+        self._record_path = Path(path)
+        if self._recording is None:
+            self._recording = []
+
+    def stats(self) -> SessionStats | None:
+        return self.session.stats() if self.session is not None else self._stats_before_reopen
+
+    async def close(self) -> None:
+        """Stop media, write the recording, wake every consumer."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.session is not None:
+            self._final_stats = self.session.stats()
+            await self.session.close()
+        for task in self._pumps:
+            task.cancel()
+        for queue in self._frames:
+            queue.put_nowait(None)
+        self._digits.put_nowait(None)
+        if self._record_path is not None and self._recording is not None:
+            pcm = np.concatenate(self._recording) if self._recording else np.zeros(0, dtype=np.int16)
+            try:
+                write_wav(self._record_path, pcm)
+            except OSError as exc:
+                log.warning("cannot write recording %s: %s", self._record_path, exc)
