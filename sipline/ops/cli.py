@@ -247,11 +247,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _default_server_factory() -> Callable[[Config], ServerLike]:
-    try:
-        from sipline.runtime.server import Server
-    except ImportError as exc:
-        raise _Failure(f"the server runtime is not available: {exc}") from None
-    return Server  # type: ignore[no-any-return]
+    from sipline.ops.serve import ConfiguredServer
+
+    return ConfiguredServer
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -301,23 +299,6 @@ async def _serve(
 ) -> int:
     loop = asyncio.get_running_loop()
     server = factory(config)
-    try:
-        await server.start()
-    except OSError as exc:
-        _log.error("cannot start: %s", exc)
-        await _quiet_stop(server)
-        return EXIT_FAILURE
-
-    admin = None
-    if config.admin.enabled:
-        try:
-            host, port = read_port_file(config.data_dir)
-            admin = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        except AdminError:
-            pass
-    out.write(render_banner(config, list(server.listening), config_path=config_path, admin=admin))
-    out.flush()
-
     stopping = asyncio.Event()
     main_task = asyncio.current_task()
     current = config  # replaced by a successful reload
@@ -384,9 +365,23 @@ async def _serve(
         except (NotImplementedError, RuntimeError, ValueError):  # pragma: no cover - Windows, threads
             pass
 
-    closed = loop.create_task(_await(server.wait_closed()))
-    asked = loop.create_task(_await(stopping.wait()))
+    # Handlers go in before start() so that a signal arriving while the sockets open, or
+    # right after the banner, is a graceful stop rather than the default abrupt exit.
+    tasks: list[asyncio.Task[None]] = []
     try:
+        try:
+            await server.start()
+        except OSError as exc:
+            _log.error("cannot start: %s", exc)
+            await _quiet_stop(server)
+            return EXIT_FAILURE
+        out.write(render_banner(config, list(server.listening), config_path=config_path,
+                                admin=_admin_address(config)))
+        out.flush()
+
+        closed = loop.create_task(_await(server.wait_closed()))
+        asked = loop.create_task(_await(stopping.wait()))
+        tasks += (closed, asked)
         await asyncio.wait({closed, asked}, return_when=asyncio.FIRST_COMPLETED)
         if closed.done() and not stopping.is_set():
             error = closed.exception()
@@ -397,10 +392,21 @@ async def _serve(
         _log.info("stopped")
         return EXIT_OK
     finally:
-        for task in (closed, asked, *background):
+        for task in (*tasks, *background):
             task.cancel()
         for signum in installed:
             loop.remove_signal_handler(signum)
+
+
+def _admin_address(config: Config) -> str | None:
+    """Where the started server's admin endpoint listens, for the banner."""
+    if not config.admin.enabled:
+        return None
+    try:
+        host, port = read_port_file(config.data_dir)
+    except AdminError:
+        return None
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 async def _await(awaitable: Awaitable[Any]) -> None:

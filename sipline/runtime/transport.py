@@ -141,8 +141,8 @@ class StreamConnection(asyncio.Protocol):
     # -- asyncio callbacks ------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports implement the asyncio.Transport interface without subclassing it.
+        self.transport = transport  # type: ignore[assignment]
         self.peer = _peer_of(self.name, transport.get_extra_info("peername"))
         self.local = _peer_of(self.name, transport.get_extra_info("sockname"))
         self._connected = True

@@ -349,7 +349,7 @@ def write_kamailio_dbtext(directory: Path, users: Iterable[tuple[str, str]],
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "version").write_text(
         "table_name(str) table_version(int)\nsubscriber:7\nlocation:9\n")
-    rows = ["id(int,auto) username(str) domain(str) password(str) ha1(str) ha1b(str)"]
+    rows = ["id(int,auto) username(str) domain(str) password(str) ha1(str,null) ha1b(str,null)"]
     for index, (name, password) in enumerate(users, start=1):
         rows.append(f"{index}:{name}:{domain}:{password}:::")
     (directory / "subscriber").write_text("\n".join(rows) + "\n")

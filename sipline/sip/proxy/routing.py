@@ -33,7 +33,7 @@ from ..message._scan import split_commas
 from ..message.address import NameAddr, parse_name_addr
 from ..message.builders import DEFAULT_MAX_FORWARDS
 from ..message.fields import Via, parse_via
-from ..message.headers import HeaderField, Headers, canonical_key
+from ..message.headers import Headers, canonical_key
 from ..message.model import Request, Response
 from ..message.params import Params
 from ..message.uri import URI, SipURI, parse_uri
@@ -50,38 +50,50 @@ __all__ = [
 
 
 # -- small header edits the Headers API does not offer -----------------------------------------
-# They reach into the field list like the builders do, and like Headers.pop_first they rewrite
-# only the field that changes.  (Headers.pop_last / insert_after would make them public.)
+# Like Headers.pop_first they rewrite only the field that changes.  They use the storage
+# primitives of Headers (_keys/_values/_raws, _insert, _delete, _changed); public
+# Headers.pop_last / append_value / replace_value would let them go.
+
+
+def _last_index(headers: Headers, key: str) -> int:
+    keys = headers._keys
+    for i in range(len(keys) - 1, -1, -1):
+        if keys[i] == key:
+            return i
+    return -1
 
 
 def _pop_last(headers: Headers, name: str) -> str | None:
     """Remove and return the last value of list header *name*."""
     key = canonical_key(name)
-    fields = headers._fields
-    for i in range(len(fields) - 1, -1, -1):
-        field = fields[i]
-        if field.key != key:
-            continue
-        values = split_commas(field.value)
-        if len(values) <= 1:
-            del fields[i]
-        else:
-            fields[i] = HeaderField(field.name, ", ".join(values[:-1]), key=key)
-        headers._changed(key)
-        return values[-1].strip() if values else field.value.strip()
-    return None
+    i = _last_index(headers, key)
+    if i < 0:
+        return None
+    values = split_commas(headers._values[i])
+    if len(values) <= 1:
+        headers._delete(i)
+    else:
+        headers._values[i] = ", ".join(v.strip() for v in values[:-1])
+        headers._raws[i] = None
+    headers._changed(key)
+    return values[-1].strip() if values else None
 
 
 def _append_value(headers: Headers, name: str, value: str) -> None:
     """Add *value* as the last value of *name*, in a new field right after the last one."""
     key = canonical_key(name)
-    fields = headers._fields
-    for i in range(len(fields) - 1, -1, -1):
-        if fields[i].key == key:
-            fields.insert(i + 1, HeaderField(fields[i].name, value, key=key))
-            headers._changed(key)
-            return
-    headers.add(name, value)
+    i = _last_index(headers, key)
+    if i < 0:
+        headers.add(name, value)
+        return
+    headers._insert(i + 1, key, headers._names[i], value)
+    headers._changed(key)
+
+
+def _replace_field_value(headers: Headers, i: int, value: str) -> None:
+    headers._values[i] = value
+    headers._raws[i] = None
+    headers._changed(headers._keys[i])
 
 
 def _uri_text(value: str) -> str:
@@ -341,15 +353,13 @@ def rewrite_record_route(
     Only the field holding our value is rewritten; returns True if a value was replaced.
     """
     headers = response.headers
-    fields = headers._fields
-    for i, field in enumerate(fields):
-        if field.key != "record-route":
+    for i, key in enumerate(headers._keys):
+        if key != "record-route":
             continue
-        values = split_commas(field.value)
+        values = [v.strip() for v in split_commas(headers._values[i])]
         for j, value in enumerate(values):
             if is_own_uri(parse_uri(_uri_text(value))):
                 values[j] = str(replacement)
-                fields[i] = HeaderField(field.name, ", ".join(v.strip() for v in values), key=field.key)
-                headers._changed(field.key)
+                _replace_field_value(headers, i, ", ".join(values))
                 return True
     return False
