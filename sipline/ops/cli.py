@@ -58,9 +58,12 @@ class _Usage(Exception):
 
 
 class ServerLike(Protocol):
-    """What :func:`run` needs from ``sipline.runtime.server.Server``."""
+    """What :func:`run` needs from the server (``sipline.ops.serve.ConfiguredServer``)."""
 
-    listening: Sequence[Any]
+    @property
+    def listening(self) -> Sequence[Any]:
+        """Bound addresses (``sipline.sip.transport.Peer``), for the banner."""
+        ...
 
     async def start(self) -> None: ...
 

@@ -429,7 +429,9 @@ class Config:
 
 #: Section name -> section class, in the order they are documented and printed.
 SECTIONS: Mapping[str, type] = {
-    name: tp for name, tp in typing.get_type_hints(Config).items() if dataclasses.is_dataclass(tp)
+    name: tp
+    for name, tp in typing.get_type_hints(Config).items()
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp)
 }
 _TOP_KEYS = tuple(f.name for f in dataclasses.fields(Config) if f.name not in SECTIONS)
 
@@ -536,7 +538,6 @@ def _show(value: Any) -> str:
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
-_NONE = object()
 
 
 def _convert(value: Any, tp: Any, *, text: bool) -> Any:
@@ -563,11 +564,11 @@ def _convert(value: Any, tp: Any, *, text: bool) -> Any:
     if origin is tuple:
         item = args[0]
         if text and isinstance(value, str):
-            value = [part.strip() for part in value.split(",") if part.strip()]
+            value = tuple(part.strip() for part in value.split(",") if part.strip())
         if not isinstance(value, (list, tuple)):
             what = "tables" if item is StaticRoute else "strings"
-            hint = f" (write [{_show(value)}])" if isinstance(value, str) else ""
-            raise ValueError(f"expected a list of {what}, got {_show(value)}{hint}")
+            advice = f" (write [{_show(value)}])" if isinstance(value, str) else ""
+            raise ValueError(f"expected a list of {what}, got {_show(value)}{advice}")
         out = []
         for index, element in enumerate(value):
             try:

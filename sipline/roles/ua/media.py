@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ...media.codecs.base import Pcm
+from ...media.errors import MediaUsageError
 from ...media.ports import PortAllocator
 from ...media.rtp_session import RtpSession, RtpSessionConfig, SendFilter, SessionStats
 from ...media.wav import read_wav, write_wav
@@ -147,7 +148,12 @@ class MediaLeg:
         if not self.can_send:
             await asyncio.sleep(self.session.config.ptime)
             return
-        await self.session.send_pcm(frame)
+        try:
+            await self.session.send_pcm(frame)
+        except MediaUsageError:
+            if not self._closed and not self.session.closed:
+                raise
+            # The call ended (or media was reopened) while the frame waited: drop it.
 
     async def play(self, source: str | Path | Pcm) -> None:
         """Send a WAV file (or samples) once, frame by frame, honouring hold."""
