@@ -226,7 +226,7 @@ def render_banner(config: Config, listening: Sequence[Any], *, config_path: Path
         data_flag = f" --config {config_path}" + data_flag
     rows = [
         ("listening", where),
-        ("domains", f"{', '.join(config.domains)}  (realm \"{config.auth.realm}\")"),
+        ("domains", f"{', '.join(config.domains)}  (realm \"{config.auth.realm or 'each domain'}\")"),
         ("data", f"{config.data_dir}  ({config.storage_url})"),
     ]
     if admin:
@@ -500,7 +500,7 @@ def _cmd_users_add(args: argparse.Namespace) -> int:
     async def action(storage: Any) -> int:
         from sipline.storage import SubscriberExists, make_subscriber
 
-        subscriber = make_subscriber(user, domain, password, config.auth.realm,
+        subscriber = make_subscriber(user, domain, password, config.auth.realm or domain,
                                      display_name=args.display_name)
         try:
             await storage.subscribers.add(subscriber)
@@ -510,7 +510,7 @@ def _cmd_users_add(args: argparse.Namespace) -> int:
             # Digest finds users by (name, realm), so a name is unique within a realm.
             raise _Failure(f"user name {user} is already taken in realm {config.auth.realm} "
                            f"by another domain's user") from None
-        print(f"added {user}@{domain} (realm {config.auth.realm})")
+        print(f"added {user}@{domain} (realm {config.auth.realm or domain})")
         return EXIT_OK
 
     return asyncio.run(_with_storage(config, action))

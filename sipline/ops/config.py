@@ -333,8 +333,8 @@ class RegistrarConfig:
 class AuthConfig:
     """Digest authentication of REGISTER and of calls from local users."""
 
-    realm: str = _opt("", help="Digest realm users authenticate in; empty means the first "
-                      "domain. Changing it invalidates stored password hashes.")
+    realm: str = _opt("", help="Digest realm users authenticate in; empty means each domain "
+                      "is its own realm. Changing it invalidates stored password hashes.")
     algorithms: tuple[str, ...] = _opt(("SHA-256", "MD5"), help="Digest algorithms offered, "
                                        "in order (SHA-256, MD5, SHA-512-256).")
     nonce_lifetime: int = _opt(300, help="Seconds a nonce stays valid before the client is "
@@ -870,7 +870,7 @@ def _assemble(values: Mapping[tuple[str | None, str], _Value],
     if auth.secret is not None and len(auth.secret.encode()) < 16:
         raise ConfigError("must be at least 16 bytes long", key="[auth] secret",
                           origin=origin("auth", "secret"))
-    auth = dataclasses.replace(auth, realm=auth.realm or domains[0],
+    auth = dataclasses.replace(auth, realm=auth.realm,
                                algorithms=tuple(dict.fromkeys(algorithms)))
 
     proxy = config.proxy

@@ -206,7 +206,7 @@ class ProxyRole:
         from_uri = request.from_.uri
         if not isinstance(from_uri, SipURI) or from_uri.host.lower() not in self.server.options.domains:
             return True  # calls from outside to our users need no credentials
-        digest = self.server.digest
+        digest = self.server.digests.get(from_uri.host.lower(), self.server.digest)
         assert digest is not None and self.server.storage is not None
         now = time.time()
         credentials = select_credentials(request, digest.realm, proxy=True)
@@ -229,8 +229,7 @@ class ProxyRole:
             self._endpoint.respond(key, auth_failure_response(request, result, proxy=True, to_tag=self.server.ids.tag()))
             return False
         assert result.username is not None
-        if not identity_matches(request, result.username, self.server.options.effective_realm) and \
-                not any(identity_matches(request, result.username, d) for d in self.server.options.domains):
+        if not identity_matches(request, result.username, from_uri.host.lower()):
             log.info("[%s] %s may not send as %s", request.call_id, result.username, from_uri)
             self._respond(key, request, 403, "Forbidden (From does not match the authenticated user)")
             return False

@@ -92,6 +92,10 @@ class ServerOptions:
     def effective_realm(self) -> str:
         return self.realm or (self.domains[0] if self.domains else "sipline")
 
+    def realm_for(self, domain: str) -> str:
+        """The digest realm of *domain*: the configured realm, else the domain itself."""
+        return self.realm or domain
+
 
 class Server:
     """The sipline server process (see module docstring)."""
@@ -108,6 +112,8 @@ class Server:
         self.storage: Storage | None = None
         self.registrar: Registrar | None = None
         self.digest: DigestServer | None = None
+        self.digests: dict[str, DigestServer] = {}
+        self.registrars: dict[str, Registrar] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._purger: asyncio.Task[None] | None = None
         resolver = options.resolver or CachingResolver(DnsResolver(), clock=time.monotonic)
@@ -134,12 +140,20 @@ class Server:
         self.storage = await open_storage(opts.storage_url or (opts.data_dir / "sipline.db"),
                                           max_bindings=max(opts.max_contacts, 1))
         secret = opts.secret or secrets.token_bytes(32)
-        self.digest = DigestServer(opts.effective_realm, NonceFactory(secret, opts.nonce_lifetime),
-                                   algorithms=opts.auth_algorithms)
+        nonces = NonceFactory(secret, opts.nonce_lifetime)
         policy = RegistrarPolicy(frozenset(opts.domains), default_expires=opts.default_expires,
                                  min_expires=opts.min_expires, max_expires=opts.max_expires,
                                  max_contacts=opts.max_contacts)
-        self.registrar = Registrar(self.storage, self.digest, policy, self.ids, node_id=opts.node_id)
+        # One digest realm per domain (unless one realm is configured): a subscriber's HA1 is
+        # computed with the realm of its own domain.
+        for domain in opts.domains or ("sipline",):
+            digest = DigestServer(opts.realm_for(domain), nonces, algorithms=opts.auth_algorithms)
+            self.digests[domain] = digest
+            self.registrars[domain] = Registrar(self.storage, digest, policy, self.ids, node_id=opts.node_id,
+                                                identity_domain=domain)
+        first = next(iter(self.registrars))
+        self.digest = self.digests[first]
+        self.registrar = self.registrars[first]
 
         def factory(on_message: Any, on_error: Any) -> TransportManager:
             return TransportManager(
@@ -254,7 +268,10 @@ class Server:
         source = Source(peer.transport, peer.host, peer.port)
         connection_id = str(peer) if origin.connection is not None else None
         try:
-            response = await self.registrar.handle(request, source, time.time(), connection_id)
+            uri = request.uri
+            host = uri.host.lower() if isinstance(uri, SipURI) else ""
+            registrar = self.registrars.get(host, self.registrar)
+            response = await registrar.handle(request, source, time.time(), connection_id)
         except Exception:
             log.exception("[%s] REGISTER failed", request.call_id)
             response = response_to(request, 500, "Server Internal Error", to_tag=self.ids.tag())

@@ -656,6 +656,24 @@ def start_uas(scenario_name: str, workdir: Path, *, port: int, user: str = "bob"
 # --------------------------------------------------------------------------- baresip
 
 
+def write_tone_wav(path: Path, seconds: float = 2.0, hertz: float = 440.0) -> Path:
+    """A mono 16-bit 8 kHz WAV with a sine tone (baresip's aufile source loops it)."""
+    import math
+    import struct
+    import wave
+
+    rate = 8000
+    frames = b"".join(
+        struct.pack("<h", int(8000 * math.sin(2 * math.pi * hertz * index / rate)))
+        for index in range(int(seconds * rate)))
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(frames)
+    return path
+
+
 def _netstring(payload: bytes) -> bytes:
     return str(len(payload)).encode() + b":" + payload + b","
 
@@ -664,7 +682,8 @@ class Baresip:
     """A headless baresip driven over its ctrl_tcp JSON/netstring socket.
 
     Started by :meth:`start` with a generated config dir: no audio device
-    (ausine as source, the aubridge sink as player), G.711 only, one account
+    (aufile playing a generated 8 kHz tone as source, an unconnected aubridge
+    device as player), G.711 only, one account
     registering through ``outbound`` to the server under test, ``answermode``
     auto so that incoming calls are answered without a command.
     """
@@ -688,22 +707,21 @@ class Baresip:
         ctrl_port = free_port()
         rtp = free_port()
         domain = server.domain
+        tone = write_tone_wav(workdir / "tone.wav")
         modules = "\n".join(f"module {name}" for name in
-                            ("g711.so", "ausine.so", "aubridge.so", "ctrl_tcp.so"))
+                            ("g711.so", "aufile.so", "aubridge.so", "ctrl_tcp.so"))
         config = f"""\
 poll_method		epoll
 sip_listen		{LOOPBACK}:{sip_port}
 sip_trans_def		{transport}
 audio_player		aubridge,nowhere
-audio_source		ausine,440
+audio_source		aufile,{tone}
 audio_alert		aubridge,nowhere
-ausrc_srate		8000
-auplay_srate		8000
 rtp_ports		{rtp}-{rtp + 20}
 rtcp_mux		no
 jitter_buffer_delay	0-5
 dns_server		{LOOPBACK}:53
-net_interface		lo
+net_interface		{LOOPBACK}
 module_path		{BARESIP_MODULES}
 {modules}
 module_app		account.so
@@ -799,10 +817,29 @@ ctrl_tcp_listen		{LOOPBACK}:{ctrl_port}
             self._read(min(remaining, 0.5))
 
     def wait_registered(self, timeout: float = 10.0) -> None:
-        event = self.wait_event("REGISTER_OK", "REGISTER_FAIL", timeout=timeout)
-        if event.get("type") != "REGISTER_OK":
-            raise HarnessError(f"baresip {self.aor} registration failed: {event}\n"
-                               f"{self.peer.log_tail()}")
+        """Wait for the account's registration to succeed.
+
+        baresip registers as soon as it starts, often before our ctrl_tcp
+        connection exists, so the REGISTER_OK event may never reach us: its
+        console line ("user@domain: {0/UDP/v4} 200 OK ...") counts as well.
+        """
+        deadline = time.monotonic() + timeout
+        marker = self.aor.removeprefix("sip:") + ": {"
+        while True:
+            for index, event in enumerate(self.events):
+                if event.get("type") == "REGISTER_OK":
+                    self.events.pop(index)
+                    return
+                if event.get("type") == "REGISTER_FAIL":
+                    raise HarnessError(f"baresip {self.aor} registration failed: {event}\n"
+                                       f"{self.peer.log_tail()}")
+            for line in self.peer.log_tail(20000).splitlines():
+                if marker in line and "} 200 " in line:
+                    return
+            if time.monotonic() > deadline:
+                raise HarnessError(f"baresip {self.aor} not registered within {timeout:.0f} s:\n"
+                                   f"{self.peer.log_tail()}")
+            self._read(0.2)
 
     def dial(self, uri: str) -> dict[str, object]:
         return self.command("dial", uri)

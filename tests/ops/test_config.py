@@ -96,7 +96,7 @@ def test_no_config_at_all(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     config = load_config()
     assert [str(s) for s in config.listen] == ["udp:0.0.0.0:5060", "tcp:0.0.0.0:5060"]
     assert config.domains == machine_domains
-    assert config.auth.realm == "pbx"
+    assert config.auth.realm == ""  # empty: each domain is its own realm
     assert config.data_dir == tmp_path / "sipline-data"
     assert config.storage_url == f"sqlite://{tmp_path / 'sipline-data' / 'sipline.db'}"
     assert config.auth.algorithms == ("SHA-256", "MD5")
@@ -142,7 +142,7 @@ def test_domains_provider_argument_wins() -> None:
 def test_default_domains_is_replaceable_for_tests(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(config_module, "default_domains", lambda: ("only.test",))
     assert load_config().domains == ("only.test",)
-    assert load_config().auth.realm == "only.test"
+    assert load_config().auth.realm == ""
 
 
 def test_domains_normalised() -> None:

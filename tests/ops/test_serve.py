@@ -228,7 +228,7 @@ def test_banner_contents(tmp_path: Path) -> None:
     lines = text.splitlines()
     assert lines[0].startswith("sipline ") and "is running" in lines[0]
     assert "udp:0.0.0.0:5060  tls:[::]:5061" in lines[1]
-    assert 'pbx.test, 10.0.0.1  (realm "pbx.test")' in lines[2]
+    assert 'pbx.test, 10.0.0.1  (realm "each domain")' in lines[2]
     assert str(tmp_path) in lines[3] and "sipline.db" in lines[3]
     assert lines[4].split() == ["admin", "http://127.0.0.1:4321"]
     assert lines[5].split()[3:] == ["sipline", "users", "add", "alice@pbx.test", "--data", str(tmp_path)]

@@ -349,7 +349,7 @@ class UserAgent:
         from .call import Call
 
         await self.start()
-        call = Call.outgoing(self, self.target_uri(target), replaces=replaces, headers=headers)
+        call = Call.new_outgoing(self, self.target_uri(target), replaces=replaces, headers=headers)
         self._calls[call.key] = call
         await call.start_outgoing()
         return call
@@ -403,7 +403,7 @@ class UserAgent:
             from .call import Call
 
             try:
-                new = Call.incoming(self, request, key, origin)
+                new = Call.new_incoming(self, request, key, origin)
             except ProtocolError as exc:
                 self.respond(key, request, exc.status, reason=exc.reason[:60])
                 return

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -142,6 +142,7 @@ class Call:
         self.answered_at: float | None = None
         self.ended_at: float | None = None
         self._replaces_header: Replaces | None = None
+        self._extra_headers: tuple[tuple[str, str], ...] = ()
         #: SDP o= session id: digits only (RFC 8866 §5.2).
         self._session_id = str(int(ua.ids.token(6), 16))
 
@@ -152,7 +153,7 @@ class Call:
     # -- construction -----------------------------------------------------------------------
 
     @classmethod
-    def outgoing(cls, ua: UserAgent, uri: SipURI, *, replaces: Replaces | None = None,
+    def new_outgoing(cls, ua: UserAgent, uri: SipURI, *, replaces: Replaces | None = None,
                  headers: Sequence[tuple[str, str]] = ()) -> Call:
         call = cls(ua, outgoing=True, call_id=ua.ids.call_id(), local_tag=ua.ids.tag(), remote=NameAddr(uri))
         call._replaces_header = replaces
@@ -160,7 +161,7 @@ class Call:
         return call
 
     @classmethod
-    def incoming(cls, ua: UserAgent, request: Request, key: TransactionKey, origin: Origin) -> Call:
+    def new_incoming(cls, ua: UserAgent, request: Request, key: TransactionKey, origin: Origin) -> Call:
         call = cls(ua, outgoing=False, call_id=request.call_id, local_tag=ua.ids.tag(), remote=request.from_)
         call.invite = request
         call._server_key = key
@@ -274,7 +275,7 @@ class Call:
         await self.media.open()
         offer = self._local_sdp()
         self.usage.send_offer(offer)
-        headers = self._common_headers() + list(getattr(self, "_extra_headers", ()))
+        headers = self._common_headers() + list(self._extra_headers)
         if self._replaces_header is not None:
             headers.append(("Replaces", str(self._replaces_header)))
         uri = self.remote.uri
@@ -297,7 +298,7 @@ class Call:
         for _ in range(4):
             done: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
             invite = self.invite
-            self.ua.send(invite, peer, lambda r, inv=invite, d=done: self._on_invite_response(inv, r, d))
+            self.ua.send(invite, peer, self._invite_callback(invite, done))
             response = await done
             if response.status in (401, 407) and not self._cancel_pending:
                 answer = self.ua.authorize(invite, response, previous)
@@ -307,6 +308,9 @@ class Call:
             break
         if response.status >= 300 and self.state in _UNANSWERED:
             await self._finish(CallState.FAILED, response.status, response.reason, "remote")
+
+    def _invite_callback(self, invite: Request, done: asyncio.Future[Response]) -> Callable[[Response], None]:
+        return lambda response: self._on_invite_response(invite, response, done)
 
     def _on_invite_response(self, invite: Request, response: Response, done: asyncio.Future[Response]) -> None:
         status = response.status

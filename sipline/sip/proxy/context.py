@@ -470,12 +470,8 @@ class ResponseContext:
         for contact in contacts:
             uri = contact.uri
             usable = isinstance(uri, SipURI) and (uri.scheme == "sips" or not self._sips)
-            try:
-                q = contact.q
-            except ProtocolError:
-                q = None
             if usable and self._admit(uri):
-                added.append(ForkTarget(uri, q))
+                added.append(ForkTarget(uri, contact.q))  # q was validated by the parser
             else:
                 kept.append(contact)
         if not added:

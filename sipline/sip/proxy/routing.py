@@ -145,7 +145,7 @@ def preprocess_routes(request: Request, is_own_uri: Callable[[URI], bool]) -> No
         headers.pop_first("Route")
 
 
-def is_own_record_route(uri: URI, own: Iterable[SipURI]) -> bool:
+def is_own_record_route(uri: URI, own: Iterable[URI]) -> bool:
     """True if *uri* names one of *own* (our Record-Route URIs): same host and port.
 
     Hosts compare case-insensitively and IP literals by value; an absent port equals the
@@ -156,7 +156,9 @@ def is_own_record_route(uri: URI, own: Iterable[SipURI]) -> bool:
     if not isinstance(uri, SipURI):
         return False
     host, port = _host_key(uri), _effective_port(uri)
-    return any(_host_key(o) == host and _effective_port(o) == port for o in own)
+    return any(
+        isinstance(o, SipURI) and _host_key(o) == host and _effective_port(o) == port for o in own
+    )
 
 
 def _host_key(uri: SipURI) -> str:

@@ -262,6 +262,15 @@ SCENARIOS: dict[str, tuple[list[Any], dict[str, Any], list[tuple[tuple[Any, ...]
         (("resp", 1, 404), []),
         (("resp", 2, 480), [("up", 404), ("done",)]),
     ]),
+    "recursion on known contacts only keeps the 3xx": ([A, B], {"recurse_on_3xx": True}, [
+        START_AB,
+        (("resp", 0, 302, (("Contact", f"<{B}>, <{A}>"),)), []),
+        (("resp", 1, 486), [("up", 302), ("done",)]),
+    ]),
+    "recursion ignores a 3xx with a malformed Contact": ([A], {"recurse_on_3xx": True}, [
+        (("start",), [("fwd", 0, A)]),
+        (("resp", 0, 302, (("Contact", "<sip:c@x>;q=7"),)), [("up", 302), ("done",)]),
+    ]),
     "no recursion by default": ([A], {}, [
         (("start",), [("fwd", 0, A)]),
         (("resp", 0, 302, (("Contact", f"<{B}>"),)), [("up", 302), ("done",)]),
@@ -492,3 +501,20 @@ def _check_invariants(fork: Fork, method: str) -> None:
     assert forwards == list(range(len(forwards)))
     targets = [str(a.target) for a in log if isinstance(a, ForwardRequest)]
     assert len(targets) == len(set(targets)) <= 8
+
+
+def test_upstream_table_pairs() -> None:
+    """Every (state, output) pair is either in the table or refused without a state change."""
+    from sipline.sip.proxy.context import _UPSTREAM, _Up
+
+    for state in ContextState:
+        for what in _Up:
+            ctx = ResponseContext(make_request(), [], to_tag="x")
+            ctx._state = state
+            if what in _UPSTREAM[state]:
+                ctx._upstream(what, response_to(make_request(), 500))
+                assert ctx.state is _UPSTREAM[state][what][1]
+            else:
+                with pytest.raises(UsageError):
+                    ctx._upstream(what, None)
+                assert ctx.state is state

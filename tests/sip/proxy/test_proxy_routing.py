@@ -103,6 +103,9 @@ def test_ipv6_compares_by_value() -> None:
         # ... with the restored value as the only Route.
         ("INVITE sip:p.example.com SIP/2.0", "Route: <sip:bob@192.0.2.7>\n",
          "INVITE sip:bob@192.0.2.7 SIP/2.0", ""),
+        # ... written without angle brackets.
+        ("INVITE sip:p.example.com SIP/2.0", "Route: <sip:q.example.net;lr>, sip:bob@192.0.2.7\n",
+         "INVITE sip:bob@192.0.2.7 SIP/2.0", "Route: <sip:q.example.net;lr>\n"),
         # A request addressed to us without Route stays addressed to us.
         ("OPTIONS sip:p.example.com SIP/2.0", "", "OPTIONS sip:p.example.com SIP/2.0", ""),
         # maddr naming us (port and transport matching): stripped with port and transport.
@@ -334,3 +337,10 @@ CSeq: 1 INVITE
     ]
     assert "Record-Route: <sip:ss0.example.org;lr>" in wire(response)
     assert not rewrite_record_route(response, lambda u: False, parse_name_addr("<sip:x>"))
+
+
+def test_extra_headers_are_appended() -> None:
+    received = invite("sip:bob@example.com")
+    out = prepare_forward(received, received.uri, via="SIP/2.0/UDP p.example.com", branch="z9hG4bK1",
+                          extra_headers=(("X-Forwarded-By", "p"),))
+    assert wire(out).endswith("Content-Length: 0\nX-Forwarded-By: p\n\n")
