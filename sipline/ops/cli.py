@@ -156,6 +156,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     ver = sub.add_parser("version", parents=[common], help="print the version")
     ver.set_defaults(handler=_cmd_version)
+
+    from .ua_cli import add_ua_commands
+
+    add_ua_commands(sub)
+    for name in ("call", "answer"):
+        ua_parser = sub.choices[name]
+        ua_parser.set_defaults(handler=ua_parser.get_default("func"))
     return parser
 
 

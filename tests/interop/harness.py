@@ -30,13 +30,14 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,6 +76,18 @@ def free_port(host: str = LOOPBACK) -> int:
                     continue
                 return port
     raise HarnessError(f"no port free for both UDP and TCP on {host}")
+
+
+def find_binary(name: str) -> str:
+    """Path of a peer binary, also looking in sbin (Kamailio); raises when missing."""
+    found = shutil.which(name)
+    if found:
+        return found
+    for sbin in ("/usr/sbin", "/usr/local/sbin", "/sbin"):
+        candidate = Path(sbin) / name
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    raise HarnessError(f"{name} not found")
 
 
 def tail(path: Path, limit: int = 4000) -> str:
@@ -302,13 +315,47 @@ def sipline_add_user(name: str, password: str, *, data: Path,
                            f"{result.stderr.decode(errors='replace')}")
 
 
+def _toml_string(value: str) -> str:
+    return json.dumps(value)  # a JSON string is a valid TOML basic string
+
+
+def sipline_config(*, md5_only: bool = True,
+                   static_routes: Iterable[tuple[str, str]] = (),
+                   require_auth_for_local_callers: bool | None = None,
+                   log_level: str | None = None, extra: str = "") -> str:
+    """TOML for ``sipline serve --config`` in interop runs (see sipline.example.toml).
+
+    ``md5_only``: SIPp 3.6 answers only the first challenge and only knows MD5,
+    while sipline offers SHA-256 first (RFC 8760); SIPp runs need MD5 alone.
+    ``static_routes`` are ``(match, next_hop)`` pairs, e.g.
+    ``("prefix:1", "sip:127.0.0.1:6000;transport=udp")``.
+    """
+    parts: list[str] = []
+    if log_level is not None:
+        parts.append(f"[logging]\nlevel = {_toml_string(log_level)}\n")
+    auth: list[str] = []
+    if md5_only:
+        auth.append('algorithms = ["MD5"]')
+    if require_auth_for_local_callers is not None:
+        auth.append(f"require_auth_for_local_callers = {str(require_auth_for_local_callers).lower()}")
+    if auth:
+        parts.append("[auth]\n" + "\n".join(auth) + "\n")
+    for match, next_hop in static_routes:
+        parts.append(f"[[proxy.static_routes]]\nmatch = {_toml_string(match)}\n"
+                     f"next_hop = {_toml_string(next_hop)}\n")
+    if extra:
+        parts.append(extra.rstrip("\n") + "\n")
+    return "\n".join(parts)
+
+
 def start_sipline(workdir: Path, *, domain: str = DEFAULT_DOMAIN, port: int | None = None,
-                  config: str | Path | None = None,
+                  config: str | Path | None = "",
                   users: Iterable[tuple[str, str]] = (),
                   extra_args: Sequence[str] = (), timeout: float = 20.0) -> Server:
     """Start ``sipline serve`` on UDP+TCP 127.0.0.1:``port`` with data in ``workdir/data``.
 
-    ``config`` is TOML text (written to ``workdir/sipline.toml``) or a path.
+    ``config`` is TOML text (written to ``workdir/sipline.toml``) or a path;
+    by default :func:`sipline_config` (MD5-only digest, which SIPp needs).
     ``users`` are added with the CLI before the server starts.  Returns once
     the server answers OPTIONS over UDP and accepts TCP connections.
     """
@@ -322,8 +369,10 @@ def start_sipline(workdir: Path, *, domain: str = DEFAULT_DOMAIN, port: int | No
                "--listen", f"udp:{LOOPBACK}:{port}",
                "--listen", f"tcp:{LOOPBACK}:{port}",
                "--data", str(data), "--domain", domain]
+    if config == "":
+        config = sipline_config()
     if config is not None:
-        if isinstance(config, str) and "\n" in config:
+        if isinstance(config, str) and ("\n" in config or not config):
             path = workdir / "sipline.toml"
             path.write_text(config)
         else:
@@ -512,13 +561,16 @@ def sipp_command(scenario_path: Path, *, workdir: Path, target: str | None = Non
                  rate_period_ms: int = 1000, limit: int | None = None,
                  duration_ms: int = 0, domain: str = DEFAULT_DOMAIN,
                  caller: str = "alice", auth: tuple[str, str] | None = None,
-                 inf: Path | None = None, keys: Mapping[str, str] | None = None,
+                 auth_uri: str | None = None, inf: Path | None = None, keys: Mapping[str, str] | None = None,
                  timeout_s: float = 20.0, trace_messages: bool = True,
                  stat_period_s: int = 1, media_port: int | None = None,
                  extra: Sequence[str] = ()) -> list[str]:
     """The SIPp command line used everywhere: bounded, quiet, traced into ``workdir``.
 
-    ``target`` is ``host:port`` for a UAC; None for a UAS.  ``keys`` add or
+    ``target`` is ``host:port`` for a UAC; None for a UAS.  ``auth`` is the
+    (user, password) answering challenges (``[field0]``-style injections work),
+    ``auth_uri`` the digest uri without "sip:" (default ``service@domain``, the
+    Request-URI of the uac_* scenarios).  ``keys`` add or
     override ``-key`` values (``domain``, ``caller`` and ``expires`` are always set).
     """
     name = scenario_path.stem
@@ -530,7 +582,7 @@ def sipp_command(scenario_path: Path, *, workdir: Path, target: str | None = Non
                 "-i", LOOPBACK, "-p", str(port or free_port()),
                 "-mi", LOOPBACK, "-mp", str(media_port or free_port()),
                 "-s", service,
-                "-m", str(calls), "-r", f"{rate:g}", "-rp", str(rate_period_ms),
+                "-r", f"{rate:g}", "-rp", str(rate_period_ms),
                 "-d", str(duration_ms),
                 "-timeout", f"{timeout_s:g}s", "-timeout_error",
                 "-nostdin", "-nr",
@@ -538,12 +590,17 @@ def sipp_command(scenario_path: Path, *, workdir: Path, target: str | None = Non
                 "-trace_err", "-error_file", str(workdir / f"{name}.errors.log"),
                 "-trace_stat", "-stf", str(workdir / f"{name}.stat.csv"),
                 "-fd", str(stat_period_s)]
+    if calls > 0:  # 0: no limit (a UAS serving a whole benchmark)
+        command += ["-m", str(calls)]
     if limit is not None:
         command += ["-l", str(limit)]
     for key, value in all_keys.items():
         command += ["-key", key, value]
     if auth is not None:
-        command += ["-au", auth[0], "-ap", auth[1]]
+        # SIPp's digest uri defaults to remote_ip:remote_port; a server that
+        # checks it against the Request-URI (RFC 3261 22.4) needs the real one.
+        command += ["-au", auth[0], "-ap", auth[1],
+                    "-auth_uri", auth_uri or f"{service}@{domain}"]
     if inf is not None:
         command += ["-inf", str(inf)]
     if trace_messages:
@@ -632,7 +689,7 @@ def sipp_register(server: Server, users: Sequence[tuple[str, str]], workdir: Pat
     inf = write_users_csv(workdir / "users.csv", users)
     return run_sipp("register_auth", workdir, target=server.address, port=port,
                     transport=transport, calls=len(users), rate=rate, inf=inf,
-                    auth=("[field0]", "[field1]"),
+                    auth=("[field0]", "[field1]"), auth_uri=server.domain,
                     domain=server.domain, keys={"expires": str(expires)},
                     timeout_s=timeout_s, **options)
 
@@ -859,3 +916,105 @@ ctrl_tcp_listen		{LOOPBACK}:{ctrl_port}
         except OSError:
             pass
         return self.peer.stop()
+
+
+# --------------------------------------------------------------------------- benchmarks
+
+
+@dataclass(frozen=True, slots=True)
+class LoadStep:
+    """One fixed-rate SIPp run against a server, and what the server spent on it."""
+
+    rate: float
+    attempted: int
+    successful: int
+    wall_s: float
+    cpu_s: float
+    returncode: int
+
+    @property
+    def failure_ratio(self) -> float:
+        return 1.0 if self.attempted == 0 else 1 - self.successful / self.attempted
+
+    @property
+    def cpu_per_1000(self) -> float:
+        return float("nan") if self.successful == 0 else self.cpu_s * 1000 / self.successful
+
+    def passed(self, max_failure_ratio: float, expected_wall_s: float) -> bool:
+        """Few enough failures, and SIPp kept the rate (did not need 1.5x the time)."""
+        return (self.failure_ratio < max_failure_ratio
+                and self.wall_s <= expected_wall_s * 1.5 + 2.0)
+
+
+def run_load_step(server: Server, scenario_name: str, workdir: Path, *, rate: float,
+                  seconds: float, **options: object) -> LoadStep:
+    """Run ``scenario_name`` at ``rate`` calls/s for ``seconds``; server CPU measured around it.
+
+    Message tracing is off (it would cost SIPp more than the server); errors
+    still go to the step's error log.
+    """
+    calls = max(1, int(rate * seconds))
+    before = server.cpu_seconds()
+    started = time.monotonic()
+    result = run_sipp(scenario_name, workdir, target=server.address, calls=calls, rate=rate,
+                      trace_messages=False, timeout_s=seconds * 2 + 10,
+                      limit=max(100, int(rate * 10)), **options)
+    wall = time.monotonic() - started
+    cpu = server.cpu_seconds() - before
+    successful = result.stats.successful if result.stats is not None else 0
+    return LoadStep(rate=rate, attempted=calls, successful=successful, wall_s=wall,
+                    cpu_s=cpu, returncode=result.returncode)
+
+
+def search_max_rate(step: Callable[[float], LoadStep], rates: Sequence[float], *,
+                    seconds: float, max_failure_ratio: float = 0.001,
+                    log: Callable[[str], None] = print) -> tuple[LoadStep | None, list[LoadStep]]:
+    """Try ``rates`` in increasing order; stop at the first failing step.
+
+    Returns the last passing step (None if even the first failed) and all steps.
+    """
+    best: LoadStep | None = None
+    steps: list[LoadStep] = []
+    for rate in rates:
+        current = step(rate)
+        steps.append(current)
+        ok = current.passed(max_failure_ratio, seconds)
+        log(f"  rate {rate:>7g}/s: {current.successful}/{current.attempted} ok "
+            f"in {current.wall_s:.1f} s, server CPU {current.cpu_s:.2f} s "
+            f"({current.cpu_per_1000:.2f} s/1000) -> {'pass' if ok else 'FAIL'}")
+        if not ok:
+            break
+        best = current
+    return best, steps
+
+
+def geometric_rates(start: float, stop: float, factor: float) -> list[float]:
+    rates: list[float] = []
+    rate = start
+    while rate <= stop:
+        rates.append(round(rate))
+        rate *= factor
+    return rates
+
+
+def comparison_table(title: str, unit: str, rows: Mapping[str, LoadStep | None]) -> str:
+    """Markdown table: server, max rate, CPU s per 1000, ratios sipline/kamailio."""
+    lines = [f"| server | max {unit}/s (<0.1% failed) | server CPU s per 1000 {unit} |",
+             "|---|---:|---:|"]
+    for name, best in rows.items():
+        if best is None:
+            lines.append(f"| {name} | below the first step | - |")
+        else:
+            lines.append(f"| {name} | {best.rate:g} | {best.cpu_per_1000:.3f} |")
+    sipline, kamailio = rows.get("sipline"), rows.get("kamailio")
+    if sipline is not None and kamailio is not None:
+        lines.append(f"| ratio sipline/kamailio | {sipline.rate / kamailio.rate:.2f}x | "
+                     f"{sipline.cpu_per_1000 / kamailio.cpu_per_1000:.2f}x |")
+    return f"{title}\n\n" + "\n".join(lines) + "\n"
+
+
+def append_results(path: Path, heading: str, body: str) -> None:
+    """Append a dated section to bench/RESULTS.md."""
+    stamp = time.strftime("%Y-%m-%d %H:%M")
+    with path.open("a") as out:
+        out.write(f"\n## {heading} ({stamp})\n\n{body}")

@@ -39,6 +39,8 @@ log = logging.getLogger("sipline.ua.media")
 
 #: G.711 first: every SIP phone speaks it and the media package implements it.
 DEFAULT_CODECS = ("PCMU", "PCMA")
+#: RFC 3551 static payload types of the codecs we open sessions with before negotiation.
+_STATIC_PT = {"PCMU": 0, "PCMA": 8}
 
 
 class _ReservedPort:
@@ -95,7 +97,8 @@ class MediaLeg:
 
     async def open(self) -> None:
         """Bind the port pair now, on the preferred codec."""
-        self.session = await RtpSession.open(self._allocator, self._config(self.codecs[0], 0, 101),
+        first = self.codecs[0]
+        self.session = await RtpSession.open(self._allocator, self._config(first, _STATIC_PT.get(first, 96), 101),
                                              host=self._host, send_filter=self._send_filter)
         self._start_pumps()
 
@@ -126,10 +129,20 @@ class MediaLeg:
                 task.cancel()
             self._stats_before_reopen = session.stats()
             await session.close()
-            self._allocator._in_use.add(port)  # keep the reservation across the reopen
-            session = await RtpSession.open(_ReservedPort(self._allocator, port),  # type: ignore[arg-type]
-                                            self._config(stream.codec.encoding, pt, dtmf),
-                                            host=self._host, send_filter=self._send_filter)
+            # Keep the reservation across the reopen (PortAllocator has no reserve(port) yet).
+            self._allocator._in_use.add(port)
+            config = self._config(stream.codec.encoding, pt, dtmf)
+            for attempt in range(20):
+                try:
+                    session = await RtpSession.open(_ReservedPort(self._allocator, port),  # type: ignore[arg-type]
+                                                    config, host=self._host, send_filter=self._send_filter)
+                    break
+                except MediaUsageError:
+                    # asyncio closes the old sockets on the next loop iterations.
+                    self._allocator._in_use.add(port)
+                    if attempt == 19:
+                        raise
+                    await asyncio.sleep(0.01)
             self.session = session
             self._start_pumps()
         if stream.remote_address and stream.remote_port:

@@ -78,9 +78,6 @@ class ClientTransaction(Transaction):
         """Pass the response up to the TU."""
         self._events.append(ResponseReceived(as_response(message), self.key))
 
-    def _retransmit(self, message: Message | None, now: float) -> None:
-        self._send(self.request)
-
     def _timeout_b(self, message: Message | None, now: float) -> None:
         self._events.append(TransactionTimeout(self.key, "B"))
 

@@ -91,8 +91,9 @@ class ServerTransaction(Transaction):
         self._send(response)
 
     def _resend_last(self, message: Message | None, now: float) -> None:
-        if self.last_response is not None:
-            self._send(self.last_response)
+        """Request retransmission: the response was lost, send it again (§17.2.1, §17.2.2)."""
+        assert self.last_response is not None  # every state using this row has answered
+        self._send(self.last_response)
 
     def _transport_failed(self, message: Message | None, now: float) -> None:
         self._events.append(TransportError(self.key, self.destination))

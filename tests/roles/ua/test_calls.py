@@ -174,3 +174,21 @@ async def test_packet_loss_concealed_and_counted(make_ua: Any) -> None:
     assert stats.fraction_lost > 0.03 and stats.mos < 4.5
     assert abs(dominant_frequency(got[1600:]) - 440) < 15
     await out.hangup()
+
+
+@pytest.mark.timeout(20)
+async def test_codec_choice_reopens_media_on_same_port(make_ua: Any) -> None:
+    alice = await make_ua("alice@example.com", codecs=("PCMA",))
+    bob = await make_ua("bob@example.com", codecs=("PCMU", "PCMA"))
+    out = await alice.call(uri(bob))
+    inc = await bob.next_call(timeout=5)
+    await inc.answer()
+    await out.wait_answered(timeout=5)
+    assert inc.media.session.config.codec == "PCMA" and inc.media.session.config.payload_type == 8
+    heard = asyncio.ensure_future(collect(out, 0.8))
+    await inc.play(sine(1000, 0.8))
+    got = await heard
+    assert abs(dominant_frequency(got[800:]) - 1000) < 15
+    await inc.hangup()
+    await out.wait_ended(timeout=5)
+    assert not bob.ports.in_use and not alice.ports.in_use  # every port went back

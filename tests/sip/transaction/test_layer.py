@@ -8,7 +8,7 @@ import pytest
 
 from sipline.sip.errors import TransactionError
 from sipline.sip.ids import CountingIdSource
-from sipline.sip.message import Headers, Request, parse_message
+from sipline.sip.message import Headers, Request, Response, parse_message
 from sipline.sip.message.builders import ack_for, cancel_for, response_to
 from sipline.sip.timers import TimerConfig
 from sipline.sip.transaction import (
@@ -42,7 +42,7 @@ def first_lines(tl: TransactionLayer) -> list[str]:
 
 def run(tl: TransactionLayer, until: float) -> list[tuple[float, str]]:
     """Wake the layer at each deadline up to *until*; first lines of what it sent, timed."""
-    out = []
+    out: list[tuple[float, str]] = []
     while (deadline := tl.next_deadline()) is not None and deadline <= until:
         tl.handle_timer(deadline)
         out.extend((deadline, line) for line in first_lines(tl))
@@ -301,7 +301,7 @@ def test_overload_answers_503_statelessly(wire: W) -> None:
     [sent] = tl.drain_output()
     reply = parse_message(bytes(sent.message))
     assert sent.destination == wire.PEER
-    assert reply.status == 503 and reply.to.tag == "tagid1"  # type: ignore[union-attr]
+    assert isinstance(reply, Response) and reply.status == 503 and reply.to.tag == "tagid1"
     [event] = tl.drain_events()
     assert isinstance(event, MessageIgnored) and "limit" in event.reason
     assert len(tl) == 1
@@ -314,6 +314,7 @@ def test_unusable_input_becomes_an_event(wire: W) -> None:
     tl.receive("not a message", wire.PEER, 0.0)  # type: ignore[arg-type]
     events = tl.drain_events()
     assert [type(e) for e in events] == [MessageIgnored, MessageIgnored]
+    assert isinstance(events[0], MessageIgnored)
     assert "missing" in events[0].reason and events[0].message is broken
     no_branch = wire.response(200)
     no_branch.headers.set("Via", "SIP/2.0/UDP pc33.atlanta.example.com")
@@ -349,6 +350,18 @@ def test_timer_heap_interleaves_transactions(wire: W) -> None:
     assert TransactionTerminated(k1) in events
     assert TransactionTimeout(k2, "F") in events
     assert tl.next_deadline() is None and len(tl) == 0
+
+
+def test_stale_heap_entries_are_skipped(wire: W) -> None:
+    tl = layer(wire)
+    key = tl.send_request(wire.request("OPTIONS"), wire.PEER, 0.0)
+    tl.receive(wire.response(200, method="OPTIONS"), wire.PEER, 0.1)  # Timer E entry goes stale
+    tl.drain_output()
+    tl.handle_timer(0.6)
+    assert tl.drain_output() == []  # no retransmission from the superseded entry
+    assert tl.next_deadline() == pytest.approx(5.1)  # Timer K
+    tl.handle_timer(5.1)
+    assert tl.drain_events()[-1] == TransactionTerminated(key)
 
 
 def test_zero_retransmit_interval_does_not_spin(wire: W) -> None:

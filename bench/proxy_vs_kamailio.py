@@ -1,0 +1,123 @@
+"""Calls per second through sipline's proxy and through Kamailio's, on this machine.
+
+Both servers do the same job: a stateful, record-routing proxy that sends
+every new call to one static next hop, a SIPp UAS (tests/interop/scenarios/
+uas_answer.xml: 180, 200, ACK, BYE).  A SIPp UAC (uac_call.xml: INVITE, ACK
+and BYE along the route set) places calls at increasing rates, each step
+lasting ``--seconds``.  A step passes when fewer than 0.1% of its calls fail
+and SIPp kept the rate; the highest passing rate is the server's capacity.
+The server's CPU seconds per 1,000 calls are read from /proc (utime + stime of
+the server and all its worker processes) around the last passing step.
+
+sipline runs with ``[[proxy.static_routes]] match = "prefix:1"`` and without
+caller authentication (Kamailio's proxy does none either); Kamailio runs
+bench/kamailio-proxy.cfg with as many workers as cores.  SIPp itself needs
+CPU too and shares the machine: compare ratios from one run, not absolutes.
+
+    python3 bench/proxy_vs_kamailio.py                 # both servers, print the table
+    python3 bench/proxy_vs_kamailio.py --write         # and append it to bench/RESULTS.md
+    python3 bench/proxy_vs_kamailio.py --only kamailio --start 100 --stop 3000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests" / "interop"))
+import harness  # noqa: E402
+
+CALLEE = "1000"  # numeric, so that sipline's prefix:1 static route matches
+
+
+def start_server(kind: str, workdir: Path, uas_port: int, workers: int) -> harness.Server:
+    next_hop = f"sip:{harness.LOOPBACK}:{uas_port}"
+    if kind == "kamailio":
+        binary = harness.find_binary("kamailio")
+        return harness.start_kamailio(
+            workdir, HERE / "kamailio-proxy.cfg", binary=binary,
+            defines={"NEXT_HOP": f'"{next_hop}"', "WORKERS": str(workers)})
+    config = harness.sipline_config(
+        static_routes=[("prefix:1", f"{next_hop};transport=udp")],
+        require_auth_for_local_callers=False, log_level="warning")
+    return harness.start_sipline(workdir, config=config)
+
+
+def bench_server(kind: str, args: argparse.Namespace, root: Path) -> harness.LoadStep | None:
+    workdir = root / kind
+    uas_port = harness.free_port()
+    print(f"{kind}:")
+    server = start_server(kind, workdir / "server", uas_port, args.workers)
+    with harness.running(server):
+        # One UAS for the whole search; it ends by its own -timeout at the latest.
+        uas = harness.start_uas("uas_answer", workdir / "uas", port=uas_port, user=CALLEE,
+                                calls=0, timeout_s=args.budget, trace_messages=False,
+                                limit=100000)
+        try:
+            counter = iter(range(1, 1000))
+
+            def step(rate: float) -> harness.LoadStep:
+                return harness.run_load_step(
+                    server, "uac_call", workdir / f"uac-{next(counter)}", rate=rate,
+                    seconds=args.seconds, service=CALLEE, duration_ms=args.call_ms)
+
+            best, _ = harness.search_max_rate(step, rates(args), seconds=args.seconds,
+                                              max_failure_ratio=args.max_failed)
+        finally:
+            uas.stop()
+    return best
+
+
+def rates(args: argparse.Namespace) -> list[float]:
+    return harness.geometric_rates(args.start, args.stop, args.factor)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", action="append", choices=["sipline", "kamailio"],
+                        help="bench only this server (repeatable; default both)")
+    parser.add_argument("--start", type=float, default=50, help="first call rate (calls/s)")
+    parser.add_argument("--stop", type=float, default=4000, help="highest rate tried")
+    parser.add_argument("--factor", type=float, default=1.5, help="rate growth per step")
+    parser.add_argument("--seconds", type=float, default=5, help="length of each step")
+    parser.add_argument("--call-ms", type=int, default=0, help="pause between ACK and BYE")
+    parser.add_argument("--max-failed", type=float, default=0.001,
+                        help="failed-call ratio a step may reach (default 0.001 = 0.1%%)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="Kamailio worker processes (default: cores)")
+    parser.add_argument("--budget", type=float, default=600,
+                        help="upper bound in seconds on one server's whole search")
+    parser.add_argument("--keep", action="store_true", help="keep the logs directory")
+    parser.add_argument("--write", action="store_true", help="append the table to bench/RESULTS.md")
+    args = parser.parse_args(argv)
+
+    servers = args.only or ["sipline", "kamailio"]
+    root = Path(tempfile.mkdtemp(prefix="sipline-bench-proxy-"))
+    results: dict[str, harness.LoadStep | None] = {}
+    try:
+        for kind in servers:
+            results[kind] = bench_server(kind, args, root)
+    finally:
+        if args.keep:
+            print(f"logs kept in {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+    title = (f"Stateful record-routing proxy, UDP, SIPp uac_call -> uas_answer, "
+             f"{args.seconds:g} s steps x{args.factor:g} from {args.start:g}/s, "
+             f"{os.cpu_count()} cores, Kamailio workers {args.workers}")
+    table = harness.comparison_table(title, "calls", results)
+    print()
+    print(table)
+    if args.write:
+        harness.append_results(HERE / "RESULTS.md", "Proxy: sipline vs Kamailio", table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
