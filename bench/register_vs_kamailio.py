@@ -1,0 +1,113 @@
+"""Registrations per second with digest auth: sipline's registrar against Kamailio's.
+
+A SIPp UAC (tests/interop/scenarios/register_auth.xml) registers users from a
+pool of ``--users`` subscribers, one registration per SIPp call: REGISTER,
+401 challenge, REGISTER with credentials (MD5), 200.  The pool is walked in
+order and wraps around, so later rounds are refreshes of existing bindings.
+Rates grow step by step (each ``--seconds`` long); a step passes when fewer
+than 0.1% of registrations fail and SIPp kept the rate.  The server's CPU
+seconds per 1,000 registrations come from /proc (all its processes).
+
+sipline stores subscribers and bindings in SQLite (its default) and offers
+MD5 only (SIPp answers no other algorithm); Kamailio runs
+bench/kamailio-registrar.cfg with WITH_AUTH: subscribers in db_text (cached
+in memory), bindings in memory (usrloc db_mode 0).  Compare ratios from one run.
+
+    python3 bench/register_vs_kamailio.py
+    python3 bench/register_vs_kamailio.py --write
+    python3 bench/register_vs_kamailio.py --only kamailio --users 500 --start 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests" / "interop"))
+import harness  # noqa: E402
+
+
+def users(count: int) -> list[tuple[str, str]]:
+    return [(f"user{index:05d}", f"pw{index:05d}x") for index in range(count)]
+
+
+def start_server(kind: str, workdir: Path, pool: list[tuple[str, str]],
+                 workers: int) -> harness.Server:
+    if kind == "kamailio":
+        url = harness.write_kamailio_dbtext(workdir / "db", pool)
+        return harness.start_kamailio(
+            workdir, HERE / "kamailio-registrar.cfg", binary=harness.find_binary("kamailio"),
+            defines={"WITH_AUTH": None, "DBURL": f'"{url}"', "WORKERS": str(workers)})
+    print(f"  adding {len(pool)} users with `sipline users add` ...")
+    config = harness.sipline_config(log_level="warning")
+    return harness.start_sipline(workdir, config=config, users=pool, timeout=30)
+
+
+def bench_server(kind: str, args: argparse.Namespace, root: Path) -> harness.LoadStep | None:
+    workdir = root / kind
+    pool = users(args.users)
+    print(f"{kind}:")
+    server = start_server(kind, workdir / "server", pool, args.workers)
+    inf = harness.write_users_csv(root / f"{kind}-users.csv", pool)
+    with harness.running(server):
+        counter = iter(range(1, 1000))
+
+        def step(rate: float) -> harness.LoadStep:
+            return harness.run_load_step(
+                server, "register_auth", workdir / f"uac-{next(counter)}", rate=rate,
+                seconds=args.seconds, inf=inf, auth=("[field0]", "[field1]"),
+                auth_uri=server.domain, domain=server.domain,
+                keys={"expires": "3600"})
+
+        best, _ = harness.search_max_rate(
+            step, harness.geometric_rates(args.start, args.stop, args.factor),
+            seconds=args.seconds, max_failure_ratio=args.max_failed)
+    return best
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", action="append", choices=["sipline", "kamailio"],
+                        help="bench only this server (repeatable; default both)")
+    parser.add_argument("--users", type=int, default=100, help="subscribers in the pool")
+    parser.add_argument("--start", type=float, default=50, help="first rate (registrations/s)")
+    parser.add_argument("--stop", type=float, default=4000, help="highest rate tried")
+    parser.add_argument("--factor", type=float, default=1.5, help="rate growth per step")
+    parser.add_argument("--seconds", type=float, default=5, help="length of each step")
+    parser.add_argument("--max-failed", type=float, default=0.001,
+                        help="failed ratio a step may reach (default 0.001 = 0.1%%)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="Kamailio worker processes (default: cores)")
+    parser.add_argument("--keep", action="store_true", help="keep the logs directory")
+    parser.add_argument("--write", action="store_true", help="append the table to bench/RESULTS.md")
+    args = parser.parse_args(argv)
+
+    servers = args.only or ["sipline", "kamailio"]
+    root = Path(tempfile.mkdtemp(prefix="sipline-bench-register-"))
+    results: dict[str, harness.LoadStep | None] = {}
+    try:
+        for kind in servers:
+            results[kind] = bench_server(kind, args, root)
+    finally:
+        if args.keep:
+            print(f"logs kept in {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+    title = (f"Registrar, digest MD5, UDP, SIPp register_auth over {args.users} users, "
+             f"{args.seconds:g} s steps x{args.factor:g} from {args.start:g}/s, "
+             f"{os.cpu_count()} cores, Kamailio workers {args.workers}")
+    table = harness.comparison_table(title, "registrations", results)
+    print()
+    print(table)
+    if args.write:
+        harness.append_results(HERE / "RESULTS.md", "Registrar: sipline vs Kamailio", table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
