@@ -140,7 +140,9 @@ class Server:
         self.storage = await open_storage(opts.storage_url or (opts.data_dir / "sipline.db"),
                                           max_bindings=max(opts.max_contacts, 1))
         secret = opts.secret or secrets.token_bytes(32)
-        nonces = NonceFactory(secret, opts.nonce_lifetime)
+        # A random salt per nonce: two challenges issued in the same millisecond must differ,
+        # or the second client's nc=1 looks like a replay of the first's.
+        nonces = NonceFactory(secret, opts.nonce_lifetime, make_salt=lambda: secrets.token_hex(4))
         policy = RegistrarPolicy(frozenset(opts.domains), default_expires=opts.default_expires,
                                  min_expires=opts.min_expires, max_expires=opts.max_expires,
                                  max_contacts=opts.max_contacts)
