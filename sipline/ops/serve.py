@@ -17,10 +17,8 @@ from typing import Any
 
 from ..roles.proxy import ProxySettings, load_route_function
 from ..roles.server import Server, ServerOptions
-from ..sip.limits import Limits
 from ..sip.message import Request, SipURI, TelURI
 from ..sip.proxy.policy import Continue, Decision, Redirect, Relay, RouteFunction, RoutingContext
-from ..sip.timers import TimerConfig
 from ..sip.transport import Peer
 from .admin import registration_row, remove_port_file, write_port_file
 from .config import Config, StaticRoute, load_secret
@@ -56,8 +54,6 @@ def build_route_function(routes: tuple[StaticRoute, ...], user: RouteFunction | 
 
 def server_options(config: Config) -> ServerOptions:
     """The roles' view of the configuration."""
-    limits = config.limits
-    timers = config.timers
     user_route = load_route_function(config.proxy.routing_module) if config.proxy.routing_module else None
     secret = load_secret(config)
     proxy = ProxySettings(
@@ -76,14 +72,8 @@ def server_options(config: Config) -> ServerOptions:
         tls_cert=config.tls.cert,
         tls_key=config.tls.key,
         tls_ca=config.tls.ca_file,
-        limits=Limits(
-            max_message_size=limits.max_message_size,
-            max_header_size=limits.max_header_size,
-            max_headers=limits.max_headers,
-            max_vias=limits.max_vias,
-            max_body_size=limits.max_body_size,
-        ),
-        timers=TimerConfig(t1=timers.t1, t2=timers.t2, t4=timers.t4, timer_c=timers.timer_c, timer_d=timers.timer_d),
+        limits=config.limits.to_limits(),
+        timers=config.timers.to_timer_config(),
         node_id=config.node_id or "node1",
         realm=config.auth.realm or None,
         auth_algorithms=tuple(config.auth.algorithms),
@@ -113,9 +103,8 @@ class ConfiguredServer:
     async def start(self) -> None:
         await self.server.start()
         if self.config.admin.enabled:
-            host, _, port = self.config.admin.listen.rpartition(":")
-            host = host.strip("[]") or "127.0.0.1"
-            self._admin = await asyncio.start_server(self._admin_client, host, int(port or 0))
+            host = self.config.admin.host
+            self._admin = await asyncio.start_server(self._admin_client, host, self.config.admin.port)
             bound = self._admin.sockets[0].getsockname()
             write_port_file(self.config.data_dir, host, int(bound[1]))
 
