@@ -110,6 +110,26 @@ class NameAddr:
         return f"{name} <{uri}>{self.params}"
 
 
+
+# Parser-built addresses skip the frozen dataclass __init__ (one object.__setattr__ per
+# field): the parser has produced every field already checked.
+_NAME_ADDR_NEW = object.__new__
+_NAME_ADDR_SET = tuple(
+    getattr(NameAddr, name).__set__ for name in ("uri", "display_name", "params", "angle")
+)
+
+
+def _name_addr(uri: URI, display_name: str | None, params: Params, angle: bool) -> NameAddr:
+    """A :class:`NameAddr` from parsed fields (same value as ``NameAddr(...)``)."""
+    addr: NameAddr = _NAME_ADDR_NEW(NameAddr)
+    s_uri, s_display, s_params, s_angle = _NAME_ADDR_SET
+    s_uri(addr, uri)
+    s_display(addr, display_name)
+    s_params(addr, params)
+    s_angle(addr, angle)
+    return addr
+
+
 def parse_name_addr(text: str) -> NameAddr:
     """Parse one address (``name-addr`` or ``addr-spec``, then header params).  Raises ParseError.
 
@@ -207,7 +227,7 @@ def _parse_angle(text: str, lt: int, display: str | None) -> NameAddr:
     tail = text[gt + 1:].lstrip(_WS)
     if tail and tail[0] != ";":
         raise ParseError(f"unexpected text {tail[:20]!r} after '>' in {text[:60]!r}")
-    return _finish(NameAddr(uri, display, Params.parse(tail) if tail else Params(), True))
+    return _finish(_name_addr(uri, display, Params.parse(tail) if tail else Params(), True))
 
 
 def _parse_addr_spec(text: str) -> NameAddr:
@@ -229,7 +249,7 @@ def _parse_addr_spec(text: str) -> NameAddr:
         raise ParseError(f"URI with headers ('?') must be in angle brackets: {text[:60]!r}")
     uri = parse_uri(uri_text)
     params = Params.parse(text[semi:]) if semi >= 0 else Params()
-    return _finish(NameAddr(uri, None, params, False))
+    return _finish(_name_addr(uri, None, params, False))
 
 
 def _finish(addr: NameAddr) -> NameAddr:

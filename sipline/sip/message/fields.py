@@ -131,6 +131,26 @@ class Via:
         return f"{self.protocol}/{self.transport} {self.sent_by}{self.params}"
 
 
+# parse_via's fast path builds Via values without the frozen dataclass __init__ (one
+# object.__setattr__ per field); the regex has already checked every field.
+_VIA_NEW = object.__new__
+_VIA_SET = tuple(
+    getattr(Via, name).__set__ for name in ("transport", "host", "port", "params", "protocol")
+)
+
+
+def _via(transport: str, host: str, port: int | None, params: Params, protocol: str) -> Via:
+    """A :class:`Via` from parsed fields (same value as ``Via(...)``)."""
+    via: Via = _VIA_NEW(Via)
+    s_transport, s_host, s_port, s_params, s_protocol = _VIA_SET
+    s_transport(via, transport)
+    s_host(via, host)
+    s_port(via, port)
+    s_params(via, params)
+    s_protocol(via, protocol)
+    return via
+
+
 # The shape nearly every Via has: "SIP/2.0/" transport SP host [":" port] and parameters
 # without LWS whose values are tokens or hosts.  Host alternatives are exactly the IPv4 and
 # hostname rules _check_host applies, so both paths accept the same values.
@@ -157,7 +177,7 @@ def parse_via(value: str) -> Via:
                     items.append((name, val if eq else None))
             fast_params = Params(tuple(items))
             if "branch" not in fast_params or fast_params.get("branch"):
-                return Via(transport.upper(), host, port_num, fast_params, "SIP/2.0")
+                return _via(transport.upper(), host, port_num, fast_params, "SIP/2.0")
     m = _VIA_RE.fullmatch(value)
     if m is None:
         raise ParseError(f"malformed Via value {value[:80]!r}", header="Via")

@@ -18,6 +18,7 @@ import re
 
 from ..errors import ParseError
 from .address import NameAddr, parse_name_addr, parse_name_addr_list
+from .address import _name_addr as _new_name_addr
 from .fields import CSeq, Via, parse_cseq, parse_token_list, parse_uint, parse_via
 from .headers import Headers
 from .params import Params
@@ -77,11 +78,12 @@ def fast_name_addr(value: str) -> NameAddr:
             name, eq, val = piece.partition("=")
             items.append((name, val if eq else None))
         params = Params(tuple(items))
-        if "q" in params or "expires" in params:
+        lowered = params_text.lower()
+        if (";q" in lowered or ";expires" in lowered) and ("q" in params or "expires" in params):
             return parse_name_addr(value)
     else:
         params = _NO_PARAMS
-    return NameAddr(parse_uri(uri_text), quoted if quoted is not None else tokens, params, True)
+    return _new_name_addr(parse_uri(uri_text), quoted if quoted is not None else tokens, params, True)
 
 
 _NO_PARAMS = Params()

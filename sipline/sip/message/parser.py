@@ -149,14 +149,20 @@ def _fast_fields(head: str, lines: list[str]) -> tuple[list[str], list[str], lis
     if "\n " in head or "\n\t" in head:
         return None
     raws = lines[1:]
-    try:
-        names, values = zip(*[line.split(":", 1) for line in raws])
-    except ValueError:
-        return None  # some line has no colon: the slow path names it
+    names: list[str] = []
+    values: list[str] = []
+    add_name = names.append
+    add_value = values.append
+    for line in raws:
+        name, colon, value = line.partition(":")
+        if not colon:
+            return None  # a line without a colon: the slow path names it
+        add_name(name)
+        add_value(value.strip(" \t"))
     keys = list(map(_CLEAN_NAME_KEYS.get, names))
     if None in keys:
         return None
-    return keys, list(names), [v.strip(" \t") for v in values], raws  # type: ignore[return-value]
+    return keys, names, values, raws  # type: ignore[return-value]
 
 
 def parse_head(head: str, limits: Limits = DEFAULT_LIMITS) -> Message:

@@ -89,6 +89,14 @@ _FAST_SIP = re.compile(
     r"(sips?):(?:([A-Za-z0-9_.!~*'()&=+$,-]+)@)?([A-Za-z0-9.-]+)(?::([0-9]{1,5}))?"
     r"((?:;[A-Za-z0-9_.!~*'()-]+(?:=[A-Za-z0-9_.!~*'()-]+)?)*)"
 )
+# The hosts the fast path accepts without a second look: IPv4address whose octets are at
+# most 255 (1*3DIGIT, leading zeros allowed as in _check_host) or hostname.  Anything else
+# goes through _check_host for the error message.
+_OCTET = r"(?:[01]?[0-9]?[0-9]|2[0-4][0-9]|25[0-5])"
+_FAST_HOST = re.compile(
+    rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}"
+    r"|(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)*[A-Za-z](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.?"
+)
 
 # RFC 3966 §3:
 # global-number-digits = "+" *phonedigit DIGIT *phonedigit
@@ -458,10 +466,17 @@ def parse_uri(text: str) -> URI:
     """
     m = _FAST_SIP.fullmatch(text)
     if m:
+        # The regex has already checked the characters of every part; what is left is the
+        # host grammar, the port range and the parameters RFC 3261 gives a syntax to.
         scheme, user, host, port_text, params_text = m.groups()
-        _check_host(host, text)
-        port = _parse_port(port_text, text) if port_text is not None else None
-        params = _parse_sip_params(params_text[1:], text) if params_text else _NO_PARAMS
+        if _FAST_HOST.fullmatch(host) is None:
+            _check_host(host, text)  # raises, naming the fault
+        port: int | None = None
+        if port_text is not None:
+            port = int(port_text)
+            if port > 65535:
+                port = _parse_port(port_text, text)  # raises
+        params = _fast_sip_params(params_text, text) if params_text else _NO_PARAMS
         return _sip_uri(scheme, user, None, host, port, params)
     colon = text.find(":")
     if colon < 0:
@@ -532,6 +547,19 @@ def _parse_hostport(text: str, uri: str) -> tuple[str, int | None]:
     if tail[0] != ":":
         raise ParseError(f"unexpected {tail[:20]!r} after host in URI {uri[:80]!r}")
     return host, _parse_port(tail[1:], uri)
+
+
+def _fast_sip_params(text: str, uri: str) -> Params:
+    """``;name[=value]...`` already matched by ``_FAST_SIP`` (valid, non-empty characters)."""
+    pairs: list[tuple[str, str | None]] = []
+    for piece in text[1:].split(";"):
+        name, eq, value = piece.partition("=")
+        if eq:
+            _check_known_param(name.lower(), value, uri)
+            pairs.append((name, value))
+        else:
+            pairs.append((name, None))
+    return Params(tuple(pairs))
 
 
 def _parse_sip_params(text: str, uri: str) -> Params:
