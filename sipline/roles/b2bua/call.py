@@ -1,0 +1,384 @@
+"""One B2BUA call: the caller's leg, the callee's leg, and the rules that join them.
+
+The legs (:mod:`.legs`) report typed events; :class:`B2BCall` maps each ``(side, event)``
+pair to what the other side must do, through a dispatch table rather than an if-chain:
+
+===========  ===============  ==========================================================
+from         event            action
+===========  ===============  ==========================================================
+callee       Provisional      relay 1xx (ring time for the record; SDP = early media)
+callee       Answered         relay 2xx with the answer
+callee       Failed           fail over to the next target, or relay the final status
+callee/er    HungUp (BYE)     BYE the other leg, end the call
+caller       HungUp (CANCEL)  CANCEL the callee leg (487 already sent), end the call
+any          InDialogRequest  send the same method on the other leg (re-INVITE, UPDATE,
+                              INFO...) and answer with its final status and body
+===========  ===============  ==========================================================
+
+The call also owns what must be released on *every* path -- channels acquired on both
+trunks (the SBC passes a release callback per acquisition), the leg registrations -- and
+writes exactly one call record when it ends, whichever way it ends (answered and hung up,
+refused, cancelled, timed out, or an exception in the SBC).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ...sip.auth import DigestClient
+from ...sip.b2bua.routing import FailoverAction, failover_action
+from ...sip.b2bua.topology import HeaderPolicy, limit_rejection, relay_headers, relay_status, scrub_sdp
+from ...sip.message import NameAddr, Request, Response
+from ...sip.methods import BYE, CANCEL
+from ...sip.transport import Peer
+from ...storage.base import CallRecordStore
+from ...storage.models import CallRecord
+from .legs import (
+    Answered,
+    Failed,
+    HungUp,
+    InboundLeg,
+    InDialogRequest,
+    LegEvent,
+    LegHost,
+    OutboundLeg,
+    Provisional,
+)
+
+__all__ = ["B2BCall", "Target", "CallInfo"]
+
+log = logging.getLogger("sipline.b2bua")
+
+Release = Callable[[], Awaitable[Any]]
+#: ``acquire(trunk) -> (release or None, limit hit)``: take a channel and a CPS token.
+Acquire = Callable[[str], Awaitable[tuple[Release | None, str]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One place to try the callee: a trunk's host and the request to send there."""
+
+    trunk: str
+    peer: Peer
+    uri: str
+    from_: NameAddr
+    to: NameAddr
+    headers: tuple[tuple[str, str], ...] = ()
+    policy: HeaderPolicy = field(default_factory=HeaderPolicy)
+    digest: DigestClient | None = None
+    #: Health key of the host, reported to the health monitor on transport failures.
+    host_key: object = None
+
+
+@dataclass(slots=True)
+class CallInfo:
+    """What the call record says about the parties (filled by the SBC before routing)."""
+
+    caller: str = ""
+    caller_normalized: str = ""
+    callee: str = ""
+    callee_normalized: str = ""
+    from_trunk: str | None = None
+    #: Header policy towards the caller (for what the callee's answers carry back).
+    caller_policy: HeaderPolicy = field(default_factory=HeaderPolicy)
+
+
+class B2BCall:
+    """See the module docstring."""
+
+    def __init__(self, host: LegHost, invite: Request, key: Any, transport: str, *, info: CallInfo,
+                 records: CallRecordStore | None, acquire: Acquire, sdp_address: str,
+                 ring_timeout: float = 120.0, on_end: Callable[[B2BCall], None] | None = None,
+                 on_host_failure: Callable[[object], None] | None = None) -> None:
+        self.host = host
+        self.info = info
+        self.records = records
+        self.acquire = acquire
+        self.sdp_address = sdp_address
+        self.ring_timeout = ring_timeout
+        self.on_end = on_end
+        self.on_host_failure = on_host_failure
+        self.a = InboundLeg(host, invite, key, transport, self._on_event)
+        self.b: OutboundLeg | None = None
+        self._target: Target | None = None
+        self.targets: list[Target] = []
+        self.to_trunk: str | None = None
+        self._releases: list[Release] = []
+        self._trunk_release: Release | None = None
+        self._limit_hit = ""
+        self.started = time.time()
+        self.ring: float | None = None
+        self.answer: float | None = None
+        self.ended: float | None = None
+        self.status: int | None = None
+        self.reason = ""
+        self.hangup_by = ""
+        self.done = asyncio.Event()
+        self._ring_timer: asyncio.TimerHandle | None = None
+        self._table: dict[tuple[bool, type[LegEvent]], Callable[[Any], None]] = {
+            (False, Provisional): self._callee_provisional,
+            (False, Answered): self._callee_answered,
+            (False, Failed): self._callee_failed,
+            (False, HungUp): self._callee_hung_up,
+            (True, HungUp): self._caller_hung_up,
+            (False, InDialogRequest): lambda ev: self._relay_request(ev, to_caller=True),
+            (True, InDialogRequest): lambda ev: self._relay_request(ev, to_caller=False),
+        }
+
+    @property
+    def call_id(self) -> str:
+        return self.a.call_id
+
+    def hold(self, release: Release) -> None:
+        """Release ``release`` when the call ends (a channel acquired for it)."""
+        self._releases.append(release)
+
+    # -- routing --------------------------------------------------------------------------------
+
+    async def route(self, targets: Sequence[Target], *, limit_hit: str = "") -> None:
+        """Try ``targets`` in order (failover); answer the caller if none can be tried."""
+        self.targets = list(targets)
+        self._limit_hit = limit_hit
+        self._ring_timer = asyncio.get_running_loop().call_later(self.ring_timeout, self._on_ring_timeout)
+        await self._next(None)
+
+    async def _next(self, action: FailoverAction | None, last: Failed | None = None) -> None:
+        if self.ended is not None:
+            return
+        if action is FailoverAction.NEXT_CARRIER and self.to_trunk is not None:
+            failed = self.to_trunk
+            self.targets = [t for t in self.targets if t.trunk != failed]
+        while self.targets:
+            target = self.targets.pop(0)
+            if target.trunk != self.to_trunk:
+                await self._leave_trunk()
+                release, limit = await self.acquire(target.trunk)
+                if release is None:
+                    self._limit_hit = limit or self._limit_hit
+                    self.targets = [t for t in self.targets if t.trunk != target.trunk]
+                    continue
+                self._trunk_release = release
+                self.to_trunk = target.trunk
+            if self.ended is not None:  # the caller cancelled while we were acquiring
+                return
+            self._place(target)
+            return
+        await self._leave_trunk()
+        if last is not None and last.status:
+            self._fail_caller(relay_status(last.status), last.reason, last.headers)
+        elif self._limit_hit:
+            trunk, _, kind = self._limit_hit.partition(":")
+            status, phrase, headers = limit_rejection(kind, trunk, 1)
+            self._fail_caller(status, phrase, headers)
+        else:
+            self._fail_caller(503, "Service Unavailable", ())
+
+    async def _leave_trunk(self) -> None:
+        release, self._trunk_release = self._trunk_release, None
+        if release is not None:
+            await release()
+
+    def _place(self, target: Target) -> None:
+        leg = OutboundLeg(self.host, uri=target.uri, from_=target.from_, to=target.to, peer=target.peer,
+                          sink=self._on_event, digest=target.digest)
+        self.b = leg
+        self._target = target
+        policy = target.policy
+        invite = self.a.invite
+        headers = [*target.headers, *relay_headers(invite, policy)]
+        sdp = scrub_sdp(invite.body, self.sdp_address) if invite.body and invite.content_type == "application/sdp" else b""
+        leg.start(sdp, headers)
+
+    def _fail_caller(self, status: int, reason: str, headers: Sequence[tuple[str, str]]) -> None:
+        self.status, self.reason = status, reason
+        self.a.reject(status, reason, [h for h in headers if self.info.caller_policy.allows(h[0])])
+        self._finish("callee" if status < 500 or status >= 600 else "sbc")
+
+    # -- events -----------------------------------------------------------------------------------
+
+    def _on_event(self, leg: InboundLeg | OutboundLeg, event: LegEvent) -> None:
+        from_caller = leg is self.a
+        if not from_caller and leg is not self.b:
+            return  # a leg we already gave up on (failover)
+        handler = self._table.get((from_caller, type(event)))
+        if handler is None:
+            log.debug("[%s] ignored %s from %s", self.call_id, type(event).__name__, "caller" if from_caller else "callee")
+            return
+        handler(event)
+
+    def _back(self, response_headers: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Headers of a callee response that may cross to the caller."""
+        policy = self.info.caller_policy
+        return [(n, v) for n, v in response_headers if policy.allows(n)]
+
+    def _callee_provisional(self, event: Provisional) -> None:
+        if self.ring is None:
+            self.ring = time.time()
+        sdp = scrub_sdp(event.sdp, self.sdp_address) if event.sdp else b""
+        self.a.progress(event.status, event.reason, sdp, self._back(event.headers))
+
+    def _callee_answered(self, event: Answered) -> None:
+        if self.ended is not None:
+            return
+        self._cancel_ring_timer()
+        self.answer = time.time()
+        self.ring = self.ring or self.answer
+        self.status, self.reason = 200, "OK"
+        sdp = scrub_sdp(event.sdp, self.sdp_address) if event.sdp else b""
+        self.a.answer(sdp, self._back(event.headers))
+
+    def _callee_failed(self, event: Failed) -> None:
+        if self.a.final:
+            return
+        action = failover_action(event.status, event.reason_headers)
+        if event.status in (0, 408, 503) and self.on_host_failure is not None and self._target is not None:
+            self.on_host_failure(self._target.host_key)
+        if action is FailoverAction.STOP:
+            self._fail_caller(relay_status(event.status), event.reason, event.headers)
+            return
+        log.info("[%s] %s on %s: %s", self.call_id, event.status or "transport failure", self.to_trunk, action.value)
+        self.host.spawn(self._next(action, event))
+
+    def _callee_hung_up(self, event: HungUp) -> None:
+        if not self.a.final:
+            # BYE on an early dialog cannot happen; treat as failure of the attempt.
+            self._fail_caller(487, "Request Terminated", ())
+            return
+        self.host.spawn(self._bye(self.a, event.reason_headers))
+        self._finish("callee")
+
+    def _caller_hung_up(self, event: HungUp) -> None:
+        if event.method == CANCEL:
+            self.status, self.reason = 487, "Request Terminated"
+            if self.b is not None:
+                self.b.cancel()
+            self._finish("caller")
+            return
+        if self.b is not None:
+            if self.b.dialog is not None:
+                self.host.spawn(self._bye(self.b, event.reason_headers))
+            else:
+                self.b.cancel()
+        if event.method != BYE:  # our 2xx was never ACKed
+            self.host.spawn(self._bye(self.a, ()))
+            self._finish("sbc")
+            return
+        self._finish("caller")
+
+    async def _bye(self, leg: InboundLeg | OutboundLeg, reason_headers: Sequence[str]) -> None:
+        future = leg.bye([("Reason", r) for r in reason_headers])
+        if future is not None:
+            try:
+                await asyncio.wait_for(future, 64 * self.host.timers.t1)
+            except (asyncio.TimeoutError, OSError) as exc:
+                log.info("[%s] BYE failed: %s", self.call_id, exc)
+
+    def _relay_request(self, event: InDialogRequest, *, to_caller: bool) -> None:
+        other: InboundLeg | OutboundLeg | None = self.a if to_caller else self.b
+        request = event.request
+        if other is None or other.dialog is None or other.dialog.terminated:
+            event.respond(481, "Call/Transaction Does Not Exist", b"", ())
+            return
+        callee_policy = self._target.policy if self._target is not None else HeaderPolicy()
+        policy = self.info.caller_policy if to_caller else callee_policy
+        body = request.body if request.content_type == "application/sdp" else b""
+        sdp = scrub_sdp(body, self.sdp_address) if body else b""
+        future = other.request(request.method, sdp, relay_headers(request, policy))
+
+        def done(fut: asyncio.Future[Response]) -> None:
+            response = fut.result()
+            back_policy = callee_policy if to_caller else self.info.caller_policy
+            rbody = response.body if response.content_type == "application/sdp" else b""
+            event.respond(response.status, response.reason, scrub_sdp(rbody, self.sdp_address) if rbody else b"",
+                          [(n, v) for n, v in response.headers if back_policy.allows(n)])
+
+        future.add_done_callback(done)
+
+    # -- timers and the end -------------------------------------------------------------------------
+
+    def _on_ring_timeout(self) -> None:
+        self._ring_timer = None
+        if self.a.final or self.ended is not None:
+            return
+        log.info("[%s] no answer within %.0f s", self.call_id, self.ring_timeout)
+        if self.b is not None:
+            self.b.cancel()
+        self.status, self.reason = 408, "Request Timeout"
+        self.a.reject(408, "Request Timeout")
+        self._finish("sbc")
+
+    def _cancel_ring_timer(self) -> None:
+        if self._ring_timer is not None:
+            self._ring_timer.cancel()
+            self._ring_timer = None
+
+    def fail(self, status: int, reason: str, headers: Sequence[tuple[str, str]] = ()) -> None:
+        """Refuse the call before routing (admission, classification) or after an error."""
+        if self.ended is not None:
+            return
+        self.status, self.reason = status, reason
+        self.a.reject(status, reason, headers)
+        self._finish("sbc")
+
+    def _finish(self, by: str) -> None:
+        if self.ended is not None:
+            return
+        self.ended = time.time()
+        self.hangup_by = by
+        self._cancel_ring_timer()
+        self.host.spawn(self._cleanup())
+
+    async def _cleanup(self) -> None:
+        try:
+            await self._leave_trunk()
+            releases, self._releases = self._releases, []
+            for release in releases:
+                try:
+                    await release()
+                except Exception:
+                    log.exception("[%s] releasing a channel failed", self.call_id)
+            await self._write_record()
+        finally:
+            # Let late messages (ACK, 2xx retransmissions, the callee's 487) still find the
+            # legs for a while, then forget them.
+            await asyncio.sleep(8 * self.host.timers.t1)
+            self.a.close()
+            if self.b is not None:
+                self.b.close()
+            self.done.set()
+            if self.on_end is not None:
+                self.on_end(self)
+
+    async def _write_record(self) -> None:
+        if self.records is None:
+            return
+        end = self.ended or time.time()
+        info = self.info
+        record = CallRecord(
+            id=f"{self.call_id}:{self.a.tag}",
+            call_id=self.call_id,
+            start=self.started,
+            caller=info.caller,
+            callee=info.callee,
+            callee_normalized=info.callee_normalized,
+            status=str(self.status or 500),
+            ring=self.ring,
+            answer=self.answer,
+            end=end,
+            from_trunk=info.from_trunk,
+            to_trunk=self.to_trunk,
+            reason=self.reason,
+            hangup_by=self.hangup_by,
+            duration=max(0.0, end - self.answer) if self.answer is not None else 0.0,
+            pdd=(self.ring - self.started) if self.ring is not None else None,
+            extra={"caller_normalized": info.caller_normalized, "b_call_id": self.b.call_id if self.b else ""},
+        )
+        try:
+            await self.records.add(record)
+        except Exception:
+            log.exception("[%s] writing the call record failed", self.call_id)
