@@ -349,7 +349,8 @@ class ProxyRole:
             branch = compose_branch(self.server.ids.branch(), call.loop)
             record_route = None
             if call.record_route:
-                rr_uri = SipURI("sip", None, None, local.host, local.port, Params((("lr", None),)))
+                rr_params = (("lr", None),) if local.transport == "udp" else (("transport", local.transport), ("lr", None))
+                rr_uri = SipURI("sip", None, None, local.host, local.port, Params(rr_params))
                 record_route = NameAddr(rr_uri)
             out = prepare_forward(
                 request, target,

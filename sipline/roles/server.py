@@ -202,7 +202,9 @@ class Server:
         self.draining = True
         if self.endpoint is not None:
             deadline = asyncio.get_running_loop().time() + drain_timeout
-            while len(self.endpoint.layer) and asyncio.get_running_loop().time() < deadline:
+            # Wait for work in progress (proxied requests, registrations), not for finished
+            # transactions that only absorb retransmissions.
+            while (self.proxy.active or self._tasks) and asyncio.get_running_loop().time() < deadline:
                 await asyncio.sleep(0.05)
             await self.endpoint.close()
         if self._purger is not None:

@@ -138,6 +138,14 @@ class Endpoint:
     # -- outputs -------------------------------------------------------------------------
 
     def _flush(self) -> None:
+        # Whatever a TU callback or a send does, the timer must be re-armed: otherwise every
+        # transaction's retransmissions and timeouts stop until the next datagram arrives.
+        try:
+            self._drain()
+        finally:
+            self._rearm()
+
+    def _drain(self) -> None:
         layer = self.layer
         for item in layer.drain_output():
             self._write(item.message, item.destination)
@@ -151,7 +159,6 @@ class Endpoint:
             for event in layer.drain_events():
                 self._dispatch(event)
             out = layer.drain_output()
-        self._rearm()
 
     def _rearm(self) -> None:
         deadline = self.layer.next_deadline()

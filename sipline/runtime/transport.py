@@ -358,7 +358,7 @@ class TransportManager:
                 return
             try:
                 protocol.transport.sendto(data, (peer.host, peer.port))
-            except OSError as exc:  # pragma: no cover - depends on kernel state
+            except (OSError, ValueError) as exc:  # unroutable or malformed address from the wire
                 self.stats["send_errors"] += 1
                 self.on_error(peer, exc)
             return

@@ -87,7 +87,11 @@ def stamp_received(request: Request, source_host: str, source_port: int) -> bool
     if via.has_rport and params.get("rport") is None:
         params = params.with_("received", source_host).with_("rport", str(source_port))
         changed = True
-    elif not _same_host(via.host, source_host):
+    elif not _same_host(via.host, source_host) or (
+        via.received is not None and not _same_host(via.received, source_host)
+    ):
+        # A received parameter is ours to write: one the client put there (or a stale one)
+        # would send our responses somewhere else.
         params = params.with_("received", source_host)
         changed = True
     if not changed:

@@ -304,6 +304,13 @@ def _sipline_env() -> dict[str, str]:
     return env
 
 
+def run_sipline_cli(*args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+    """Run one ``sipline`` subcommand to completion (e.g. ``registrations --data DIR``)."""
+    return subprocess.run([*sipline_command(), *args], stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, env=_sipline_env(),
+                          timeout=timeout, check=False)
+
+
 def sipline_add_user(name: str, password: str, *, data: Path,
                      domain: str = DEFAULT_DOMAIN, timeout: float = 30.0) -> None:
     """``sipline users add NAME --password PW --data DIR --domain D``; raises on failure."""
@@ -324,15 +331,22 @@ def _toml_string(value: str) -> str:
 def sipline_config(*, md5_only: bool = True,
                    static_routes: Iterable[tuple[str, str]] = (),
                    require_auth_for_local_callers: bool | None = None,
-                   log_level: str | None = None, extra: str = "") -> str:
+                   log_level: str | None = None, drain_timeout: float | None = None,
+                   extra: str = "") -> str:
     """TOML for ``sipline serve --config`` in interop runs (see sipline.example.toml).
 
     ``md5_only``: SIPp 3.6 answers only the first challenge and only knows MD5,
     while sipline offers SHA-256 first (RFC 8760); SIPp runs need MD5 alone.
     ``static_routes`` are ``(match, next_hop)`` pairs, e.g.
     ``("prefix:1", "sip:127.0.0.1:6000;transport=udp")``.
+    ``drain_timeout`` bounds the graceful stop on SIGTERM (default 10 s): the
+    server waits for every transaction, completed ones absorbing
+    retransmissions included, so a test that stops it wants a short one.
     """
     parts: list[str] = []
+    if drain_timeout is not None:
+        # A top-level key: it must come before the first [table].
+        parts.append(f"drain_timeout = {drain_timeout:g}\n")
     if log_level is not None:
         parts.append(f"[logging]\nlevel = {_toml_string(log_level)}\n")
     auth: list[str] = []
@@ -942,9 +956,14 @@ class LoadStep:
         return float("nan") if self.successful == 0 else self.cpu_s * 1000 / self.successful
 
     def passed(self, max_failure_ratio: float, expected_wall_s: float) -> bool:
-        """Few enough failures, and SIPp kept the rate (did not need 1.5x the time)."""
+        """Few enough failures, and SIPp kept the rate.
+
+        The slack covers the last calls finishing after the last one started
+        (about one second); 1.5x + 2 s let a saturated server pass a 3 s step
+        at barely half the asked rate (sipline: 1710 calls in 6.3 s at 570/s).
+        """
         return (self.failure_ratio < max_failure_ratio
-                and self.wall_s <= expected_wall_s * 1.5 + 2.0)
+                and self.wall_s <= expected_wall_s * 1.2 + 1.0)
 
 
 def run_load_step(server: Server, scenario_name: str, workdir: Path, *, rate: float,

@@ -39,6 +39,9 @@ def request(via: str) -> Request:
          "SIP/2.0/UDP 10.0.0.2:5060;rport=40000;branch=z9hG4bK1;received=203.0.113.4"),
         ("SIP/2.0/UDP 10.0.0.2:5060;rport=1;branch=z9hG4bK1", ("10.0.0.2", 5060), None),
         ("SIP/2.0/UDP [2001:db8::1]:5060;branch=z9hG4bK1", ("2001:db8:0::1", 5060), None),
+        ("SIP/2.0/UDP 192.0.2.1:5060;received=::1;branch=z9hG4bK1", ("192.0.2.1", 5060),
+         "SIP/2.0/UDP 192.0.2.1:5060;received=192.0.2.1;branch=z9hG4bK1"),
+        ("SIP/2.0/UDP 192.0.2.1:5060;received=192.0.2.1;branch=z9hG4bK1", ("192.0.2.1", 5060), None),
     ],
 )
 def test_stamp_received(via: str, source: tuple[str, int], expected: str | None) -> None:
