@@ -40,6 +40,25 @@ _ALLOCATOR = PortAllocator(42000, 60999)
 LIMIT_MS = 5.0
 
 
+class _Tap:
+    """Stands in for a session's RTP transport and notes when each datagram leaves.
+
+    Timing at the socket, without a ``send_filter``: a filter makes the session build an
+    :class:`RtpPacket` per packet, which production sessions do not do.
+    """
+
+    def __init__(self, transport: Any, sent_at: list[float]) -> None:
+        self._transport = transport
+        self._sent_at = sent_at
+
+    def sendto(self, data: bytes, addr: Any = None) -> None:
+        self._sent_at.append(time.perf_counter())
+        self._transport.sendto(data, addr)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class Leg:
     """One side of a call: loop a prompt, record the other side, time every send."""
 
@@ -50,28 +69,21 @@ class Leg:
         self.session: RtpSession | None = None
         self.tasks: list[asyncio.Task[Any]] = []
 
-    def stamp(self, packet: Any) -> Any:
-        self.sent_at.append(time.perf_counter())
-        return (packet,)
-
     async def start(self, allocator: PortAllocator) -> None:
-        self.session = await RtpSession.open(allocator, RtpSessionConfig(rtcp_interval=5.0), send_filter=self.stamp)
+        self.session = await RtpSession.open(allocator, RtpSessionConfig(rtcp_interval=5.0))
+        self.session._rtp = _Tap(self.session._rtp, self.sent_at)  # type: ignore[assignment]
 
     def run(self) -> None:
         loop = asyncio.get_running_loop()
-        self.tasks = [loop.create_task(self._send()), loop.create_task(self._record())]
+        assert self.session is not None
+        # Recording as the UA does it (MediaLeg): the tick hands each frame over directly.
+        self.session.set_frame_sink(self.recorded.append)
+        self.tasks = [loop.create_task(self._send())]
 
     async def _send(self) -> None:
         assert self.session is not None
-        n = self.session.frame_samples
-        while True:
-            for start in range(0, len(self.pcm) - n + 1, n):
-                await self.session.send_pcm(self.pcm[start:start + n])
-
-    async def _record(self) -> None:
-        assert self.session is not None
-        async for frame in self.session.frames():
-            self.recorded.append(frame)
+        while True:  # the prompt in a loop, as `sipline call --play` plays a WAV
+            await self.session.play(self.pcm)
 
     def intervals_ms(self, since: float) -> np.ndarray:
         times = np.array([t for t in self.sent_at if t >= since])

@@ -48,6 +48,18 @@ class PortAllocator:
                 return port
         raise PortsExhausted(f"no free RTP port in {self.first}-{self.last}")
 
+    def reserve(self, port: int) -> None:
+        """Mark one particular pair as taken (a session reopened on the port in its SDP).
+
+        The port must be an even port of the range and currently free; anything else is a
+        usage error, because two sessions on one port would steal each other's packets.
+        """
+        if not (self.first <= port <= self.last and (port - self.first) % 2 == 0):
+            raise MediaUsageError(f"port {port} is not an RTP port of {self.first}-{self.last}")
+        if port in self._in_use:
+            raise MediaUsageError(f"port {port} is already allocated")
+        self._in_use.add(port)
+
     def release(self, port: int) -> None:
         """Return ``port`` to the pool; releasing a port not allocated is a usage error."""
         try:

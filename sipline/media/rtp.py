@@ -95,6 +95,12 @@ class RtpPacket:
     padding_size: int = 0
 
     def __post_init__(self) -> None:
+        # Hot path (two packets per call every 20 ms): one chained comparison for the
+        # common case, the per-field checks only to name the culprit or for rare fields.
+        if (0 <= self.payload_type <= 0x7F and 0 <= self.sequence <= 0xFFFF
+                and 0 <= self.timestamp <= 0xFFFFFFFF and 0 <= self.ssrc <= 0xFFFFFFFF
+                and not self.csrc and not self.padding_size):
+            return
         _check_range("payload_type", self.payload_type, 0x7F)
         _check_range("sequence", self.sequence, 0xFFFF)
         _check_range("timestamp", self.timestamp, 0xFFFFFFFF)
@@ -126,6 +132,8 @@ class RtpPacket:
         if len(data) < RTP_HEADER_SIZE:
             raise MediaParseError(f"RTP packet truncated: {len(data)} < {RTP_HEADER_SIZE} bytes")
         first, second, sequence, timestamp, ssrc = _HEADER.unpack_from(data)
+        if first == 0x80:  # version 2 and nothing optional: the shape of nearly every packet
+            return cls(second & 0x7F, sequence, timestamp, ssrc, bytes(data[RTP_HEADER_SIZE:]), second > 0x7F)
         version = first >> 6
         if version != RTP_VERSION:
             raise MediaParseError(f"RTP version {version} is not 2")

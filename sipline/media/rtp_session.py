@@ -1,11 +1,11 @@
 """One RTP audio stream on asyncio: pacing, latching, jitter buffering, DTMF and RTCP.
 
-The session is the thin I/O shell around the pure parts of this package.  One
-``loop.call_at`` timer ticks every packetization interval (20 ms) and does all periodic
-work: send the next queued frame, pull the next frame out of the jitter buffer, and send
-RTCP when due.  Tick deadlines are computed as ``start + n * ptime`` rather than "now +
-ptime", so callback latency never accumulates into drift; if the loop stalls for longer
-than ``max_lag`` the schedule restarts from now instead of bursting the backlog.
+The session is the thin I/O shell around the pure parts of this package.  A tick every
+packetization interval (20 ms) does all periodic work: send the next queued frame, pull
+the next frame out of the jitter buffer, and send RTCP when due.  The ticks come from the
+loop's shared :class:`~sipline.media.pacer.Pacer` (one timer for all sessions, deadlines
+``start + n * ptime`` so callback latency never accumulates into drift; after a stall
+longer than ``max_lag`` the schedule restarts from now instead of bursting the backlog).
 
 Symmetric RTP ("latching", RFC 4961): behind NAT the address in the SDP is often not
 where the peer's packets come from, so when enabled the session sends to the source
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import struct
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -34,6 +35,7 @@ from sipline.media.codecs import Pcm, get_codec
 from sipline.media.dtmf import DtmfDigit, DtmfReceiver, DtmfSender
 from sipline.media.errors import MediaParseError, MediaUsageError
 from sipline.media.jitter import Concealment, JitterBuffer, JitterConfig
+from sipline.media.pacer import Pacer, pacer_for
 from sipline.media.plc import Concealer
 from sipline.media.ports import PortAllocator
 from sipline.media.rtcp import (
@@ -62,6 +64,7 @@ SendFilter = Callable[[RtpPacket], Iterable[RtpPacket]]
 duplicate or hold back for reordering).  Used by tests to simulate a bad network."""
 
 _BIND_ATTEMPTS = 16
+_RTP_HEADER = struct.Struct("!BBHII")  # RFC 3550 §5.1 fixed header, version 2, no CSRC
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,9 +163,11 @@ class RtpSession:
         self._rtp: asyncio.DatagramTransport | None = None
         self._rtcp: asyncio.DatagramTransport | None = None
         # Send side.
-        self._outgoing: deque[Pcm] = deque()
+        self._outgoing: deque[bytes] = deque()  # encoded payloads, one per tick
+        self._low_water = cfg.send_queue // 2
         self._space = asyncio.Event()
         self._idle = True  # no audio sent on the previous tick: next packet gets the marker
+        self._paused = False  # on hold: frames are consumed at the pace of the clock, not sent
         self._dtmf_active = False
         self._dtmf_lock = asyncio.Lock()
         self._dtmf_sender = DtmfSender(cfg.clock_rate, cfg.dtmf_update_interval)
@@ -174,6 +179,7 @@ class RtpSession:
         self._remote_ssrc: int | None = None
         self._dtmf_receiver = DtmfReceiver(cfg.dtmf_payload_type if cfg.dtmf_payload_type is not None else -1)
         self._frames: asyncio.Queue[Pcm | None] = asyncio.Queue()
+        self._frame_sink: Callable[[Pcm], None] | None = None
         self._digits: asyncio.Queue[DtmfDigit | None] = asyncio.Queue()
         self.overflow = 0
         # RTCP state: last SR heard (middle 32 bits, loop time) and the latest round trip.
@@ -181,10 +187,9 @@ class RtpSession:
         self.rtt: float | None = None
         self.remote_bye = False
         self._peer_ssrcs: set[int] = set()  # sources heard in RTP or RTCP reports
-        # Timer.
-        self._tick_handle: asyncio.TimerHandle | None = None
-        self._epoch = 0.0
-        self._tick = 0
+        # Timer: a slot of the loop's shared pacer.
+        self._pacer: Pacer | None = None
+        self._pace_key = -1
         self._next_rtcp = 0.0
         self.schedule_resyncs = 0
         self._closed = False
@@ -202,17 +207,27 @@ class RtpSession:
         ssrc: int | None = None,
         send_filter: SendFilter | None = None,
         wallclock: Callable[[], float] = time.time,
+        port: int | None = None,
     ) -> RtpSession:
-        """Bind a port pair from ``allocator`` on ``host`` and start ticking."""
+        """Bind a port pair from ``allocator`` on ``host`` and start ticking.
+
+        ``port`` asks for one particular pair of the range (reopening a session on the port
+        already written into an SDP); it must be free in the allocator.
+        """
         session = cls(allocator, config, remote=remote, ssrc=ssrc, send_filter=send_filter, wallclock=wallclock)
-        await session._bind(host)
+        await session._bind(host, port)
         session._start()
         return session
 
-    async def _bind(self, host: str) -> None:
+    async def _bind(self, host: str, wanted: int | None = None) -> None:
         last_error: OSError | None = None
-        for _ in range(min(_BIND_ATTEMPTS, self._allocator.capacity)):
-            port = self._allocator.allocate()
+        attempts = 1 if wanted is not None else min(_BIND_ATTEMPTS, self._allocator.capacity)
+        for _ in range(attempts):
+            if wanted is not None:
+                self._allocator.reserve(wanted)
+                port = wanted
+            else:
+                port = self._allocator.allocate()
             try:
                 self._rtp = await self._open_socket(host, port, self._on_rtp_datagram)
                 if not self.config.rtcp_mux:
@@ -237,9 +252,12 @@ class RtpSession:
         return transport
 
     def _start(self) -> None:
-        self._epoch = self._loop.time()
-        self._next_rtcp = self._epoch + self.config.rtcp_interval
-        self._tick_handle = self._loop.call_at(self._epoch, self._on_tick)
+        self._next_rtcp = self._loop.time() + self.config.rtcp_interval
+        self._pacer = pacer_for(self._loop, self.config.ptime, self.config.max_lag)
+        self._pace_key = self._pacer.add(self._on_tick, self._on_resync)
+
+    def _on_resync(self) -> None:
+        self.schedule_resyncs += 1
 
     async def close(self) -> None:
         """Send RTCP BYE, stop the timer, close the sockets and release the port."""
@@ -247,8 +265,8 @@ class RtpSession:
             return
         self._send_rtcp(bye=True)
         self._closed = True
-        if self._tick_handle is not None:
-            self._tick_handle.cancel()
+        if self._pacer is not None:
+            self._pacer.remove(self._pace_key)
         for transport in (self._rtp, self._rtcp):
             if transport is not None:
                 transport.close()
@@ -286,19 +304,28 @@ class RtpSession:
         pcm = np.frombuffer(frame, dtype="<i2").astype(np.int16) if isinstance(frame, bytes) else frame
         if pcm.shape != (self.frame_samples,):
             raise MediaUsageError(f"a frame holds {self.frame_samples} samples, got {pcm.shape}")
+        await self._wait_for_space()
+        self._outgoing.append(self._encoder.encode(pcm))
+
+    async def play(self, pcm: Pcm) -> None:
+        """Queue a whole buffer, split into frames; the last one is padded with silence.
+
+        The buffer is encoded in one go (:meth:`Encoder.encode_frames`), not frame by frame.
+        """
+        pad = -len(pcm) % self.frame_samples
+        padded = np.concatenate([np.asarray(pcm, dtype=np.int16), np.zeros(pad, dtype=np.int16)])
+        for payload in self._encoder.encode_frames(padded, self.frame_samples):
+            await self._wait_for_space()
+            self._outgoing.append(payload)
+
+    async def _wait_for_space(self) -> None:
+        # The tick wakes waiters only once the queue is down to half (see _send_audio), so
+        # a producer refills several frames per wake-up instead of one per tick.
         while len(self._outgoing) >= self.config.send_queue and not self._closed:
             self._space.clear()
             await self._space.wait()
         if self._closed:
             raise MediaUsageError("session is closed")
-        self._outgoing.append(pcm)
-
-    async def play(self, pcm: Pcm) -> None:
-        """Queue a whole buffer, split into frames; the last one is padded with silence."""
-        pad = -len(pcm) % self.frame_samples
-        padded = np.concatenate([np.asarray(pcm, dtype=np.int16), np.zeros(pad, dtype=np.int16)])
-        for start in range(0, len(padded), self.frame_samples):
-            await self.send_pcm(padded[start : start + self.frame_samples])
 
     async def drain(self) -> None:
         """Wait until every queued frame has been sent."""
@@ -325,7 +352,8 @@ class RtpSession:
                             await asyncio.sleep(delay)
                         if self._closed:
                             return
-                        self._transmit(entry.to_rtp(payload_type, self._next_sequence(), self.ssrc))
+                        if not self._paused:
+                            self._transmit(entry.to_rtp(payload_type, self._next_sequence(), self.ssrc))
                 finally:
                     self._dtmf_active = False
                 self._counts["dtmf_sent"] += 1
@@ -345,44 +373,67 @@ class RtpSession:
         for item in outgoing:
             self._rtp.sendto(bytes(item), self.remote)
 
+    @property
+    def paused(self) -> bool:
+        """True between :meth:`pause` and :meth:`resume`."""
+        return self._paused
+
+    def pause(self) -> None:
+        """Stop sending at once (hold): queued frames are dropped, later ones are consumed
+        one per tick without being sent, so a sender keeps its timing; DTMF is not sent."""
+        self._paused = True
+        self.flush()
+
+    def resume(self) -> None:
+        """Send again; the first packet after the pause carries the marker bit."""
+        self._paused = False
+
+    def flush(self) -> int:
+        """Drop every frame waiting to be sent; returns how many were dropped."""
+        dropped = len(self._outgoing)
+        self._outgoing.clear()
+        self._idle = True
+        self._space.set()
+        return dropped
+
     def _send_audio(self) -> None:
-        if self._dtmf_active or not self._outgoing:
+        # The per-packet hot path: no RtpPacket is built unless a send filter wants one.
+        outgoing = self._outgoing
+        if self._dtmf_active or not outgoing:
             self._idle = True
             return
-        frame = self._outgoing.popleft()
-        self._space.set()
-        packet = RtpPacket(
-            payload_type=self.config.payload_type,
-            sequence=self._next_sequence(),
-            timestamp=self._timestamp,
-            ssrc=self.ssrc,
-            payload=self._encoder.encode(frame),
-            marker=self._idle,
-        )
+        payload = outgoing.popleft()
+        if len(outgoing) <= self._low_water:
+            self._space.set()
+        if self._paused:
+            self._idle = True
+            return
+        marker = self._idle
         self._idle = False
-        self._transmit(packet)
+        sequence = self._sequence
+        self._sequence = (sequence + 1) & 0xFFFF
+        if self._send_filter is not None:
+            self._transmit(RtpPacket(self.config.payload_type, sequence, self._timestamp, self.ssrc, payload, marker))
+            return
+        if self.remote is None or self._rtp is None:
+            return
+        counts = self._counts
+        counts["sent"] += 1
+        counts["octets"] += len(payload)
+        second = self.config.payload_type | 0x80 if marker else self.config.payload_type
+        self._rtp.sendto(_RTP_HEADER.pack(0x80, second, sequence, self._timestamp, self.ssrc) + payload, self.remote)
 
     # ----------------------------------------------------------------- the tick
 
-    def _on_tick(self) -> None:
+    def _on_tick(self, now: float) -> None:
         if self._closed:
             return
-        now = self._loop.time()
-        try:
-            self._send_audio()
-            self._timestamp = (self._timestamp + self.frame_samples) & 0xFFFFFFFF
-            self._play_out(now)
-            if now >= self._next_rtcp:
-                self._send_rtcp()
-                self._next_rtcp = now + self.config.rtcp_interval
-        finally:
-            self._tick += 1
-            deadline = self._epoch + self._tick * self.config.ptime
-            if now - deadline > self.config.max_lag:
-                # The loop stalled: restart the schedule rather than burst the backlog.
-                self.schedule_resyncs += 1
-                self._epoch, self._tick, deadline = now, 0, now
-            self._tick_handle = self._loop.call_at(deadline, self._on_tick)
+        self._send_audio()
+        self._timestamp = (self._timestamp + self.frame_samples) & 0xFFFFFFFF
+        self._play_out(now)
+        if now >= self._next_rtcp:
+            self._send_rtcp()
+            self._next_rtcp = now + self.config.rtcp_interval
 
     def _play_out(self, now: float) -> None:
         item = self._jitter.pop(now)
@@ -394,10 +445,22 @@ class RtpSession:
             frame = self._concealer.good(self._decoder.decode(item.payload))
         else:  # a telephone event holds a sequence slot; it plays as silence
             frame = np.zeros(self.frame_samples, dtype=np.int16)
+        if self._frame_sink is not None:
+            self._frame_sink(frame)
+            return
         if self._frames.qsize() >= self.config.receive_queue:
             self._frames.get_nowait()  # nobody is listening: keep the newest audio
             self.overflow += 1
         self._frames.put_nowait(frame)
+
+    def set_frame_sink(self, sink: Callable[[Pcm], None] | None) -> None:
+        """Hand every played-out frame to *sink* from the tick instead of :meth:`frames`.
+
+        For consumers that only store or forward frames (a recorder, a fan-out to several
+        queues): a plain call per frame instead of waking a task every 20 ms.  The sink
+        must be quick and must not raise.  ``None`` goes back to the queue.
+        """
+        self._frame_sink = sink
 
     # ----------------------------------------------------------------- receiving
 

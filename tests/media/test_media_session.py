@@ -269,3 +269,54 @@ def test_ports_in_use_are_skipped() -> None:
                 blocker.close()
 
     run(scenario)
+
+
+def test_pause_drops_queued_frames_at_once_and_keeps_pacing() -> None:
+    async def scenario(allocator: PortAllocator) -> None:
+        sender, receiver = await _open_pair(allocator, RtpSessionConfig(send_queue=8))
+        marked: list[bool] = []
+        sender._send_filter = lambda p: (marked.append(p.marker), (p,))[1]
+        frame = sine(440, 0.02)
+        for _ in range(8):  # a full queue: 160 ms of audio waiting
+            await sender.send_pcm(frame)
+        await asyncio.sleep(0.01)
+        sender.pause()
+        assert sender.paused and not sender._outgoing
+        sent = sender.stats().packets_sent
+        started = time.perf_counter()
+        for _ in range(5):  # frames offered while paused are consumed at 20 ms each, not sent
+            await sender.send_pcm(frame)
+        await sender.drain()
+        assert time.perf_counter() - started > 0.05
+        await sender.send_dtmf("1", duration=0.02, gap=0.0)
+        assert sender.stats().packets_sent == sent
+        sender.resume()
+        await sender.send_pcm(frame)
+        await sender.drain()
+        assert sender.stats().packets_sent == sent + 1 and marked[-1]  # new talkspurt: marker
+        await sender.send_pcm(frame)
+        assert sender.flush() == 1
+        await sender.close()
+        await receiver.close()
+
+    run(scenario)
+
+
+def test_open_on_a_given_port() -> None:
+    async def scenario(allocator: PortAllocator) -> None:
+        wanted = allocator.first + 6
+        session = await RtpSession.open(allocator, FAST, port=wanted)
+        assert session.local_port == wanted and wanted in allocator.in_use
+        with pytest.raises(MediaUsageError):  # already ours
+            await RtpSession.open(allocator, FAST, port=wanted)
+        await session.close()
+        other = wanted + 2
+        blocker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        blocker.bind(("127.0.0.1", other))
+        try:
+            with pytest.raises(MediaUsageError):  # taken by someone else: no second choice
+                await RtpSession.open(allocator, FAST, port=other)
+        finally:
+            blocker.close()
+
+    run(scenario)

@@ -41,6 +41,18 @@ def test_port_allocator_hands_out_even_ports_and_rotates() -> None:
         ports.release(10003)
 
 
+def test_port_allocator_reserves_one_given_port() -> None:
+    ports = PortAllocator(10002, 10009)
+    ports.reserve(10006)
+    assert ports.in_use == frozenset({10006})
+    assert [ports.allocate() for _ in range(3)] == [10002, 10004, 10008]  # 10006 is skipped
+    for bad in (10006, 10003, 10000, 10010):  # taken, odd, below, above the range
+        with pytest.raises(MediaUsageError):
+            ports.reserve(bad)
+    ports.release(10006)
+    ports.reserve(10006)
+
+
 @pytest.mark.parametrize(("first", "last"), [(0, 100), (100, 100), (60000, 70000), (200, 100)])
 def test_port_allocator_rejects_bad_ranges(first: int, last: int) -> None:
     with pytest.raises(MediaUsageError):

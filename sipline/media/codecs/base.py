@@ -34,6 +34,14 @@ class Encoder(ABC):
     def encode(self, pcm: Pcm) -> bytes:
         """Encode one frame of samples at the codec's clock rate."""
 
+    def encode_frames(self, pcm: Pcm, frame_samples: int) -> list[bytes]:
+        """Encode a whole buffer (a multiple of ``frame_samples``) into one payload per frame.
+
+        Frame by frame here; sample-wise codecs override it with one call for the buffer,
+        which is what makes playing a prompt cheap.
+        """
+        return [self.encode(pcm[start:start + frame_samples]) for start in range(0, len(pcm), frame_samples)]
+
 
 class Decoder(ABC):
     """Turns payload bytes back into PCM for one direction of one stream."""

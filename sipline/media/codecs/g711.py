@@ -6,9 +6,10 @@ negative inputs, because the reference takes the one's complement of negative sa
 (making the quantiser symmetric around -0.5) while Sun negates after shifting.  Matching
 the reference keeps our output bit-exact with conformance vectors.
 
-Encoding is a single fancy-indexing lookup into a 65 536-entry table indexed by the
-sample's bit pattern, decoding a lookup into 256 entries: a 20 ms frame costs two numpy
-calls instead of 160 Python-level iterations.
+Encoding is a single lookup (``take``, cheaper than fancy indexing for a 160-sample
+frame) into a 65 536-entry table indexed by the sample's bit pattern, decoding a lookup
+into 256 entries: a 20 ms frame costs two numpy calls instead of 160 Python-level
+iterations, and a whole prompt can be encoded in one call (``encode_frames``).
 """
 
 from __future__ import annotations
@@ -112,22 +113,26 @@ def _as_pcm(pcm: Pcm) -> Pcm:
 
 def ulaw_encode(pcm: Pcm) -> bytes:
     """µ-law bytes for int16 samples."""
-    return ULAW_ENCODE_TABLE[_as_pcm(pcm).view(np.uint16)].tobytes()
+    return ULAW_ENCODE_TABLE.take(_as_pcm(pcm).view(np.uint16)).tobytes()
 
 
 def ulaw_decode(payload: bytes) -> Pcm:
     """int16 samples for µ-law bytes."""
-    return ULAW_DECODE_TABLE[np.frombuffer(payload, dtype=np.uint8)]
+    return ULAW_DECODE_TABLE.take(np.frombuffer(payload, dtype=np.uint8))
 
 
 def alaw_encode(pcm: Pcm) -> bytes:
     """A-law bytes for int16 samples."""
-    return ALAW_ENCODE_TABLE[_as_pcm(pcm).view(np.uint16)].tobytes()
+    return ALAW_ENCODE_TABLE.take(_as_pcm(pcm).view(np.uint16)).tobytes()
 
 
 def alaw_decode(payload: bytes) -> Pcm:
     """int16 samples for A-law bytes."""
-    return ALAW_DECODE_TABLE[np.frombuffer(payload, dtype=np.uint8)]
+    return ALAW_DECODE_TABLE.take(np.frombuffer(payload, dtype=np.uint8))
+
+
+def _split(payload: bytes, size: int) -> list[bytes]:
+    return [payload[start:start + size] for start in range(0, len(payload), size)]
 
 
 class PcmuEncoder(Encoder):
@@ -135,6 +140,10 @@ class PcmuEncoder(Encoder):
 
     def encode(self, pcm: Pcm) -> bytes:
         return ulaw_encode(pcm)
+
+    def encode_frames(self, pcm: Pcm, frame_samples: int) -> list[bytes]:
+        # One byte per sample: encode the buffer in one lookup, then cut it.
+        return _split(ulaw_encode(pcm), frame_samples)
 
 
 class PcmuDecoder(Decoder):
@@ -149,6 +158,9 @@ class PcmaEncoder(Encoder):
 
     def encode(self, pcm: Pcm) -> bytes:
         return alaw_encode(pcm)
+
+    def encode_frames(self, pcm: Pcm, frame_samples: int) -> list[bytes]:
+        return _split(alaw_encode(pcm), frame_samples)
 
 
 class PcmaDecoder(Decoder):

@@ -39,7 +39,7 @@ from ...sip.errors import ProtocolError
 from ...sip.locate import Destination
 from ...sip.message import NameAddr, Request, Response, SipURI, parse_uri
 from ...sip.message.builders import response_to
-from ...sip.methods import ACK, BYE, CANCEL, INFO, INVITE, NOTIFY, OPTIONS, REFER
+from ...sip.methods import BYE, CANCEL, INFO, INVITE, NOTIFY, OPTIONS, REFER
 from ...sip.timers import DEFAULT_TIMERS, TimerConfig
 from ...sip.transaction.keys import TransactionKey
 from ...sip.transport import Peer
@@ -82,6 +82,8 @@ class UserAgent:
     registrar URI (``"sip:127.0.0.1:5060"``) or None to locate targets with RFC 3263.
     ``listen_port`` 0 picks an ephemeral port.  ``codecs`` orders the G.711 variants.
     ``media_filter`` (tests) sees every outgoing RTP packet and may drop or duplicate it.
+    ``early_media`` answers incoming INVITEs with 183 + SDP instead of 180, so the
+    application can play to the caller before (or without) answering.
     """
 
     def __init__(
@@ -105,6 +107,7 @@ class UserAgent:
         user_agent: str = "sipline-ua/0.1",
         media_filter: SendFilter | None = None,
         auto_answer: bool = False,
+        early_media: bool = False,
     ) -> None:
         self.identity = _parse_identity(user, display_name)
         self.password = password
@@ -125,6 +128,7 @@ class UserAgent:
         self.user_agent = user_agent
         self.media_filter = media_filter
         self.auto_answer = auto_answer
+        self.early_media = early_media
         self.endpoint: Endpoint | None = None
         self.local: Peer | None = None
         self.on_incoming: Callable[[Any], Awaitable[None] | None] | None = None

@@ -7,9 +7,11 @@ a stream of :class:`CallEvent` (``async for ev in call.events()``).  Media goes 
 :class:`~sipline.roles.ua.media.MediaLeg`.
 
 UAC: INVITE with an offer; 1xx -> ``ringing`` / ``early-media`` (183 with SDP); 2xx -> ACK,
-``answered``; 3xx-6xx -> ``failed`` with the status.  UAS: 180 at once, then
-:meth:`Call.answer` (200 + answer, retransmitted until the ACK, §13.3.1.4) or
-:meth:`Call.reject`.  A CANCEL ends an unanswered incoming call with 487.
+``answered``; 3xx-6xx -> ``failed`` with the status.  UAS: 180 at once (or 183 with our
+SDP answer for early media, :meth:`Call.early_media`), then :meth:`Call.answer` (200 +
+answer, retransmitted until the ACK, §13.3.1.4) or :meth:`Call.reject`.  A CANCEL ends an
+unanswered incoming call with 487.  Requests inside the established dialog (re-INVITE,
+INFO, REFER, NOTIFY) are handled by the :class:`~sipline.roles.ua.transfer.InDialog` base.
 """
 
 from __future__ import annotations
@@ -24,26 +26,17 @@ from typing import TYPE_CHECKING, Any
 
 from ...media.codecs.base import Pcm
 from ...media.rtp_session import SessionStats
-from ...sip.dialog import (
-    Dialog,
-    InviteUsage,
-    OfferState,
-    Replaces,
-    find_replaced,
-    notify_for,
-    parse_notify,
-    parse_refer,
-    parse_replaces,
-    refer_headers,
-)
+from ...sip.dialog import Dialog, InviteUsage, OfferState, Replaces, find_replaced, parse_replaces
 from ...sip.errors import ProtocolError, UsageError
 from ...sip.message import NameAddr, Request, Response, SipURI
 from ...sip.message.builders import cancel_for, make_request
-from ...sip.methods import ACK, BYE, INFO, INVITE, NOTIFY, OPTIONS, REFER
-from ...sip.sdp import SessionDescription, build_answer, build_offer, negotiate, next_version, parse_sdp
+from ...sip.methods import BYE, INFO, INVITE
+from ...sip.sdp import SessionDescription, build_answer, build_offer, negotiate
 from ...sip.transaction.keys import TransactionKey
 from ...sip.transport import Peer
-from .media import MediaLeg, local_session
+from .media import SDP, MediaLeg, local_session
+from .media import sdp_of as _sdp_of
+from .transfer import InDialog
 
 if TYPE_CHECKING:
     from ...runtime.transport import Origin
@@ -53,8 +46,6 @@ __all__ = ["Call", "CallState", "CallEvent", "CallSummary"]
 
 log = logging.getLogger("sipline.ua.call")
 
-SDP = "application/sdp"
-_DTMF_RELAY = ("application/dtmf-relay", "application/dtmf")
 
 
 class CallState(str, enum.Enum):
@@ -96,13 +87,7 @@ class CallSummary:
     stats: SessionStats | None
 
 
-def _sdp_of(message: Request | Response) -> SessionDescription | None:
-    if not message.body or message.content_type != SDP:
-        return None
-    return parse_sdp(message.body)
-
-
-class Call:
+class Call(InDialog):
     """A call (see module docstring).  Created by :meth:`UserAgent.call` or delivered by
     :meth:`UserAgent.incoming`; never constructed directly."""
 
@@ -433,11 +418,18 @@ class Call:
 
     # -- incoming call ---------------------------------------------------------------------------
 
+    def _ringing(self) -> bool:
+        """An incoming call not answered yet (with or without early media)."""
+        return not self.outgoing and self.state in (CallState.INCOMING, CallState.EARLY_MEDIA)
+
     def start_incoming(self) -> None:
         assert self.invite is not None and self._server_key is not None
-        self.ua.respond(self._server_key, self.invite, 180, to_tag=self.local_tag,
-                        headers=[("Contact", str(self.ua.contact()))])
-        self._emit("ringing", 180)
+        if self.ua.early_media and self.usage.pending_offer is not None and self.replaces is None:
+            self.ua.spawn(self.early_media())
+        else:
+            self.ua.respond(self._server_key, self.invite, 180, to_tag=self.local_tag,
+                            headers=[("Contact", str(self.ua.contact()))])
+            self._emit("ringing", 180)
         if self.replaces is not None:
             self.ua.spawn(self._take_over())
         elif self.ua.auto_answer:
@@ -451,25 +443,61 @@ class Call:
         if old is not None:
             await old.hangup()
 
-    async def answer(self) -> None:
-        """Accept an incoming call: 200 with our SDP answer, retransmitted until the ACK."""
-        if self.outgoing or self.state is not CallState.INCOMING:
-            raise UsageError(f"cannot answer a call in state {self.state.value}")
-        assert self.invite is not None and self._server_key is not None
-        await self.media.open()
-        if self.state is not CallState.INCOMING:  # cancelled while the port was opening
+    async def early_media(self) -> None:
+        """Send 183 Session Progress with our SDP answer before answering (RFC 3960 style
+        early media): the caller hears what we :meth:`play` while the call is unanswered.
+
+        The 183 is sent unreliably (no 100rel) and the later 200 repeats the same answer.
+        Needs an offer in the INVITE; does nothing once early media already started.
+        """
+        if not self._ringing():
+            raise UsageError(f"cannot start early media in state {self.state.value}")
+        if self.state is CallState.EARLY_MEDIA:
             return
+        assert self.invite is not None and self._server_key is not None
         offer = self.usage.pending_offer
+        if offer is None:
+            raise UsageError("early media needs an offer in the INVITE")
+        await self.media.open()
+        if self.state is not CallState.INCOMING:  # cancelled (or answered) meanwhile
+            return
         try:
             sdp = self._local_sdp(offer)
         except ProtocolError as exc:
             self.reject(exc.status)
             return
-        if offer is not None:
-            self.usage.send_answer(sdp)
-            self._last_offer_ours = False
+        self.usage.send_answer(sdp)
+        self._last_offer_ours = False
+        headers = [("Contact", str(self.ua.contact())), *self._common_headers()]
+        self.ua.respond(self._server_key, self.invite, 183, to_tag=self.local_tag, headers=headers,
+                        body=bytes(sdp), content_type=SDP, reason="Session Progress")
+        self.state = CallState.EARLY_MEDIA
+        self._emit("early-media", 183, "Session Progress")
+        await self._apply_media()
+
+    async def answer(self) -> None:
+        """Accept an incoming call: 200 with our SDP answer, retransmitted until the ACK."""
+        if not self._ringing():
+            raise UsageError(f"cannot answer a call in state {self.state.value}")
+        assert self.invite is not None and self._server_key is not None
+        await self.media.open()
+        if not self._ringing():  # cancelled while the port was opening
+            return
+        if self.state is CallState.EARLY_MEDIA:
+            # Offer/answer completed in the 183: the 200 carries the very same answer.
+            sdp = self.usage.local_sdp
         else:
-            self.usage.send_offer(sdp)
+            offer = self.usage.pending_offer
+            try:
+                sdp = self._local_sdp(offer)
+            except ProtocolError as exc:
+                self.reject(exc.status)
+                return
+            if offer is not None:
+                self.usage.send_answer(sdp)
+                self._last_offer_ours = False
+            else:
+                self.usage.send_offer(sdp)
         response = self._send_2xx(self._server_key, self.invite, sdp)
         self.dialog = Dialog.uas(self.invite, response)
         self.final_status, self.reason = 200, "OK"
@@ -509,14 +537,14 @@ class Call:
 
     def reject(self, status: int = 486, reason: str | None = None) -> None:
         """Refuse an incoming call (486 Busy Here, 603 Decline, 404 ...)."""
-        if self.outgoing or self.state is not CallState.INCOMING:
+        if not self._ringing():
             raise UsageError(f"cannot reject a call in state {self.state.value}")
         assert self.invite is not None and self._server_key is not None
         response = self.ua.respond(self._server_key, self.invite, status, to_tag=self.local_tag, reason=reason)
         self.ua.spawn(self._finish(CallState.FAILED, status, response.reason, "local"))
 
     def on_cancel(self) -> None:
-        if self.state is CallState.INCOMING and self.invite is not None and self._server_key is not None:
+        if self._ringing() and self.invite is not None and self._server_key is not None:
             self.ua.respond(self._server_key, self.invite, 487, to_tag=self.local_tag)
             self.ua.spawn(self._finish(CallState.FAILED, 487, "Request Terminated", "remote"))
 
@@ -542,209 +570,8 @@ class Call:
         if response.status < 300 and response.cseq.method == INVITE and self._ack is not None:
             self.ua.endpoint.send_stateless(*self._ack)  # type: ignore[union-attr]
 
-    # -- in-dialog requests we receive ---------------------------------------------------------------
-
-    def on_request(self, request: Request, key: TransactionKey, origin: Origin) -> None:
-        ua = self.ua
-        if self.dialog is None:
-            ua.respond(key, request, 481, to_tag=self.local_tag)
-            return
-        try:
-            self.dialog.receive_request(request)
-        except ProtocolError as exc:
-            ua.respond(key, request, exc.status, reason=exc.reason[:60])
-            return
-        method = request.method
-        if method == BYE:
-            ua.respond(key, request, 200)
-            ua.spawn(self._finish(CallState.ENDED, self.final_status, "remote hangup", "remote"))
-        elif method == INVITE:
-            self._on_reinvite(request, key)
-        elif method == INFO:
-            self._on_info(request, key)
-        elif method == REFER:
-            self._on_refer(request, key)
-        elif method == NOTIFY:
-            self._on_notify(request, key)
-        elif method == OPTIONS:
-            ua.respond(key, request, 200)
-        elif method != ACK:
-            ua.respond(key, request, 501)
-
-    def _on_reinvite(self, request: Request, key: TransactionKey) -> None:
-        rejection = self.usage.check_server_invite()
-        if rejection is not None:
-            self.ua.respond(key, request, rejection.status, reason=rejection.reason, headers=rejection.headers)
-            return
-        self.usage.begin_server_invite()
-        try:
-            offer = _sdp_of(request)
-            if offer is not None:
-                self.usage.receive_offer(offer)
-                previous = self.usage.local_sdp
-                sdp = self._local_sdp(offer)
-                if previous is not None:
-                    sdp = next_version(previous, sdp)
-                self.usage.send_answer(sdp)
-                self._last_offer_ours = False
-            else:
-                sdp = self.usage.local_sdp or self._local_sdp()
-                sdp = next_version(sdp, sdp)
-                self.usage.send_offer(sdp)
-        except ProtocolError as exc:
-            self.usage.end_server_invite(exc.status)
-            self.ua.respond(key, request, exc.status, reason=exc.reason[:60])
-            return
-        self._send_2xx(key, request, sdp)
-        self.usage.end_server_invite(200)
-        self.ua.spawn(self._apply_media())
-        self._emit("held" if self.usage.remote_hold else "resumed", 200, "remote")
-
-    def _on_info(self, request: Request, key: TransactionKey) -> None:
-        ctype = request.content_type
-        if ctype not in _DTMF_RELAY:
-            self.ua.respond(key, request, 415 if request.body else 200)
-            return
-        text = request.body.decode("utf-8", "replace")
-        digit = None
-        for line in text.splitlines():
-            name, _, value = line.partition("=")
-            if name.strip().lower() == "signal":
-                digit = value.strip()
-        if digit is None and ctype == "application/dtmf":
-            digit = text.strip()
-        if digit and len(digit) == 1 and digit.upper() in "0123456789*#ABCD":
-            self.media.push_digit(digit.upper())
-            self._emit("dtmf", detail=digit.upper())
-        self.ua.respond(key, request, 200)
-
-    # -- transfer ------------------------------------------------------------------------------------
-
-    def _on_refer(self, request: Request, key: TransactionKey) -> None:
-        try:
-            refer = parse_refer(request)
-        except ProtocolError as exc:
-            self.ua.respond(key, request, 400, reason=exc.reason[:60])
-            return
-        self.ua.respond(key, request, 202, reason="Accepted")
-        self.ua.spawn(self._follow_refer(str(refer.target), refer.replaces))
-
-    async def _notify(self, status: int) -> None:
-        headers, body, ctype = notify_for(status)
-        try:
-            await self._in_dialog(NOTIFY, headers=headers, body=body, content_type=ctype)
-        except Exception as exc:  # the transferor may have hung up already
-            log.debug("[%s] NOTIFY failed: %s", self.call_id, exc)
-
-    async def _follow_refer(self, target: str, replaces: Replaces | None) -> None:
-        """We are the transferee: call the target, report progress, end this call on success."""
-        await self._notify(100)
-        new = await self.ua.call(target, replaces=replaces)
-        answered = await new.wait_answered(timeout=64 * self.ua.timers.t1)
-        status = new.final_status or (200 if answered else 487)
-        await self._notify(status)
-        if answered:
-            self.transferred_to = new
-            self._emit("transferred", status, detail=new)
-            await self.hangup()
-
-    def _on_notify(self, request: Request, key: TransactionKey) -> None:
-        try:
-            progress = parse_notify(request)
-        except ProtocolError as exc:
-            self.ua.respond(key, request, exc.status, reason=exc.reason[:60])
-            return
-        self.ua.respond(key, request, 200)
-        self._emit("transfer-progress", progress.status, progress.reason)
-        if progress.status >= 200 and self._transfer is not None and not self._transfer.done():
-            self._transfer.set_result(progress.status)
-
-    async def transfer(self, target: str | Call, *, timeout: float = 32.0) -> bool:
-        """Transfer the far party: blind to a URI, attended to another :class:`Call`.
-
-        Sends REFER (with Replaces for attended transfer), then waits for the final NOTIFY.
-        Returns True when the transferee reached the target.
-        """
-        if self.dialog is None or not self.answered:
-            raise UsageError("only an answered call can be transferred")
-        replaces = None
-        if isinstance(target, Call):
-            if target.dialog is None:
-                raise UsageError("the consultation call is not established")
-            replaces = Replaces.for_dialog(target.dialog.id)
-            uri: Any = target.dialog.remote_target
-        else:
-            uri = self.ua.target_uri(target)
-        self._transfer = asyncio.get_running_loop().create_future()
-        headers = refer_headers(uri, referred_by=self.ua.aor, replaces=replaces)
-        response = await self._in_dialog(REFER, headers=headers)
-        if response.status >= 300:
-            return False
-        try:
-            status = await asyncio.wait_for(self._transfer, timeout)
-        except asyncio.TimeoutError:
-            return False
-        return 200 <= status < 300
-
-    # -- in-dialog requests we send ----------------------------------------------------------------
-
-    async def _dialog_peer(self) -> Peer:
-        assert self.dialog is not None
-        return await self.ua.resolve(self.dialog.next_hop(), use_proxy=False)
-
-    async def _in_dialog(self, method: str, *, headers: Sequence[tuple[str, str]] = (), body: bytes = b"",
-                         content_type: str | None = None) -> Response:
-        if self.dialog is None or self.dialog.terminated:
-            raise UsageError("no dialog")
-        request = self.dialog.create_request(method, via=self.ua.via(), headers=headers, body=body,
-                                             content_type=content_type)
-        sent, response = await self.ua.request(request, await self._dialog_peer())
-        if self.dialog.local_seq is not None and sent.cseq.seq > self.dialog.local_seq:
-            self.dialog.local_seq = sent.cseq.seq
-        if method == INVITE and 200 <= response.status < 300:
-            ack = self.dialog.ack_for_2xx(sent, via=self.ua.via())
-            self.ua.endpoint.send_stateless(ack, await self._dialog_peer())  # type: ignore[union-attr]
-        if method != BYE:
-            self.dialog.receive_response(response)
-        return response
-
-    async def _reinvite(self, offer: SessionDescription) -> bool:
-        loop = asyncio.get_running_loop()
-        for _ in range(3):
-            if not self.usage.can_reinvite(loop.time()):
-                deadline = self.usage.next_deadline()
-                await asyncio.sleep(max(0.05, (deadline or loop.time()) - loop.time()))
-                continue
-            self.usage.begin_client_invite(loop.time())
-            self.usage.send_offer(offer)
-            response = await self._in_dialog(INVITE, body=bytes(offer), content_type=SDP)
-            self.usage.end_client_invite(response.status, loop.time())
-            if 200 <= response.status < 300:
-                answer = _sdp_of(response)
-                if answer is None:
-                    self.usage.rollback()
-                else:
-                    self.usage.receive_answer(answer)
-                    self._last_offer_ours = True
-                    await self._apply_media()
-                return True
-            if response.status != 491:
-                return False
-        return False
-
-    async def hold(self, *, inactive: bool = False) -> bool:
-        """Put the far party on hold (re-INVITE with sendonly, or inactive)."""
-        ok = await self._reinvite(self.usage.hold_offer(inactive=inactive))
-        if ok:
-            self._emit("held", 200, "local")
-        return ok
-
-    async def resume(self) -> bool:
-        """Take the far party off hold (re-INVITE with sendrecv)."""
-        ok = await self._reinvite(self.usage.resume_offer())
-        if ok:
-            self._emit("resumed", 200, "local")
-        return ok
+    def _on_bye(self) -> None:
+        self.ua.spawn(self._finish(CallState.ENDED, self.final_status, "remote hangup", "remote"))
 
     async def hangup(self) -> None:
         """End the call whatever its state: CANCEL, reject (603) or BYE."""

@@ -6,9 +6,11 @@ on the preferred codec at once, and when negotiation picks something else reopen
 very same port (the port stays reserved in between, so the SDP stays true).
 
 Direction is enforced here because the session itself is direction-agnostic: while we must
-not send (hold, ``recvonly``) outgoing frames are paced and dropped, so a WAV being played
-keeps its timing; while we must not receive, incoming frames are not delivered.  Incoming
-audio and digits are pumped by one task each into the call's queues and the recorder.
+not send (hold, ``recvonly``) the session is paused -- frames already queued are dropped at
+once and later ones are paced and dropped, so a WAV being played keeps its timing; while we
+must not receive, incoming frames are not delivered.  Incoming
+audio is handed over by the session's tick straight into the recorder and the call's
+queues (no task per frame); digits are pumped by one task.
 """
 
 from __future__ import annotations
@@ -25,37 +27,33 @@ from ...media.errors import MediaUsageError
 from ...media.ports import PortAllocator
 from ...media.rtp_session import RtpSession, RtpSessionConfig, SendFilter, SessionStats
 from ...media.wav import read_wav, write_wav
+from ...sip.message import Request, Response
 from ...sip.sdp import (
     Codec,
     Direction,
     LocalSession,
     MediaCapabilities,
     NegotiatedStream,
+    SessionDescription,
+    parse_sdp,
 )
 
-__all__ = ["MediaLeg", "DEFAULT_CODECS", "local_session"]
+__all__ = ["MediaLeg", "DEFAULT_CODECS", "SDP", "local_session", "sdp_of"]
 
 log = logging.getLogger("sipline.ua.media")
 
 #: G.711 first: every SIP phone speaks it and the media package implements it.
 DEFAULT_CODECS = ("PCMU", "PCMA")
+SDP = "application/sdp"
 #: RFC 3551 static payload types of the codecs we open sessions with before negotiation.
 _STATIC_PT = {"PCMU": 0, "PCMA": 8}
 
 
-class _ReservedPort:
-    """An allocator view that hands out one already reserved port (for a reopen)."""
-
-    def __init__(self, parent: PortAllocator, port: int) -> None:
-        self._parent = parent
-        self._port = port
-        self.capacity = 1
-
-    def allocate(self) -> int:
-        return self._port
-
-    def release(self, port: int) -> None:
-        self._parent.release(port)
+def sdp_of(message: Request | Response) -> SessionDescription | None:
+    """The session description in *message*'s body, if it carries one."""
+    if not message.body or message.content_type != SDP:
+        return None
+    return parse_sdp(message.body)
 
 
 def local_session(address: str, port: int, codecs: tuple[str, ...], session_id: str, version: int,
@@ -90,17 +88,22 @@ class MediaLeg:
         self._pumps: list[asyncio.Task[None]] = []
         self._closed = False
         self._stats_before_reopen: SessionStats | None = None
+        self._opening = asyncio.Lock()
 
     @property
     def port(self) -> int:
         return self.session.local_port if self.session is not None else 0
 
     async def open(self) -> None:
-        """Bind the port pair now, on the preferred codec."""
-        first = self.codecs[0]
-        self.session = await RtpSession.open(self._allocator, self._config(first, _STATIC_PT.get(first, 96), 101),
-                                             host=self._host, send_filter=self._send_filter)
-        self._start_pumps()
+        """Bind the port pair now, on the preferred codec (once: later calls wait for it)."""
+        async with self._opening:
+            if self.session is not None or self._closed:
+                return
+            first = self.codecs[0]
+            self.session = await RtpSession.open(self._allocator,
+                                                 self._config(first, _STATIC_PT.get(first, 96), 101),
+                                                 host=self._host, send_filter=self._send_filter)
+            self._start_pumps()
 
     @staticmethod
     def _config(codec: str, payload_type: int, dtmf_pt: int | None) -> RtpSessionConfig:
@@ -109,15 +112,18 @@ class MediaLeg:
     def _start_pumps(self) -> None:
         assert self.session is not None
         loop = asyncio.get_running_loop()
-        self._pumps = [loop.create_task(self._pump_audio(self.session)),
-                       loop.create_task(self._pump_digits(self.session))]
+        self.session.set_frame_sink(self._on_frame)
+        self._pumps = [loop.create_task(self._pump_digits(self.session))]
 
     async def apply(self, stream: NegotiatedStream) -> None:
         """Use what negotiation agreed: codec, payload types, peer address, direction."""
         self.negotiated = stream
         self.direction = stream.direction if stream.active else Direction.INACTIVE
         session = self.session
-        if session is None or self._closed or not stream.active or stream.codec is None:
+        if session is None or self._closed:
+            return
+        self._pause_unless_sending(session)
+        if not stream.active or stream.codec is None:
             return
         pt = stream.codec.payload_type
         dtmf = stream.telephone_event.payload_type if stream.telephone_event is not None else None
@@ -129,24 +135,39 @@ class MediaLeg:
                 task.cancel()
             self._stats_before_reopen = session.stats()
             await session.close()
-            # Keep the reservation across the reopen (PortAllocator has no reserve(port) yet).
-            self._allocator._in_use.add(port)
-            config = self._config(stream.codec.encoding, pt, dtmf)
-            for attempt in range(20):
-                try:
-                    session = await RtpSession.open(_ReservedPort(self._allocator, port),  # type: ignore[arg-type]
-                                                    config, host=self._host, send_filter=self._send_filter)
-                    break
-                except MediaUsageError:
-                    # asyncio closes the old sockets on the next loop iterations.
-                    self._allocator._in_use.add(port)
-                    if attempt == 19:
-                        raise
-                    await asyncio.sleep(0.01)
+            session = await self._reopen(port, self._config(stream.codec.encoding, pt, dtmf))
             self.session = session
             self._start_pumps()
+            self._pause_unless_sending(session)
         if stream.remote_address and stream.remote_port:
             session.set_remote((stream.remote_address, stream.remote_port))
+
+    def _pause_unless_sending(self, session: RtpSession) -> None:
+        """On hold (or recvonly/inactive) stop at once, dropping what was queued."""
+        if self.direction.sends:
+            session.resume()
+        elif not session.paused:
+            session.pause()
+
+    async def _reopen(self, port: int, config: RtpSessionConfig) -> RtpSession:
+        """A new session on *port*, which stays reserved in the allocator meanwhile.
+
+        asyncio closes the old sockets only on the next loop iterations, so the first bind
+        may fail; between attempts we hold the reservation ourselves so that no other call
+        is handed this port.  (No await separates a release from the session's reserve.)
+        """
+        self._allocator.reserve(port)
+        for attempt in range(20):
+            self._allocator.release(port)
+            try:
+                return await RtpSession.open(self._allocator, config, host=self._host,
+                                             send_filter=self._send_filter, port=port)
+            except MediaUsageError:
+                if attempt == 19:
+                    raise
+                self._allocator.reserve(port)
+                await asyncio.sleep(0.01)
+        raise AssertionError("unreachable")
 
     # -- sending ----------------------------------------------------------------------
 
@@ -169,17 +190,25 @@ class MediaLeg:
             # The call ended (or media was reopened) while the frame waited: drop it.
 
     async def play(self, source: str | Path | Pcm) -> None:
-        """Send a WAV file (or samples) once, frame by frame, honouring hold."""
+        """Send a WAV file (or samples) once, paced by the RTP clock, honouring hold.
+
+        Half a second at a time goes to the session, which encodes it in one go; a
+        session reopened for another codec is picked up at the next half second.
+        """
         pcm = read_wav(source) if isinstance(source, (str, Path)) else source
         if self.session is None:
             return
-        n = self.session.frame_samples
-        pad = -len(pcm) % n
-        pcm = np.concatenate([np.asarray(pcm, dtype=np.int16), np.zeros(pad, dtype=np.int16)])
-        for start in range(0, len(pcm), n):
-            if self._closed:
+        chunk = 25 * self.session.frame_samples
+        for start in range(0, len(pcm), chunk):
+            session = self.session
+            if self._closed or session is None:
                 return
-            await self.send_audio(pcm[start:start + n])
+            try:
+                await session.play(pcm[start:start + chunk])
+            except MediaUsageError:
+                if not self._closed and session is self.session:
+                    raise
+                # The call ended (or media was reopened) while the audio waited: go on.
         if self.session is not None and not self._closed:
             await self.session.drain()
 
@@ -189,15 +218,15 @@ class MediaLeg:
 
     # -- receiving --------------------------------------------------------------------
 
-    async def _pump_audio(self, session: RtpSession) -> None:
-        async for frame in session.frames():
-            if not self.direction.receives:
-                continue
-            if self._recording is not None:
-                self._recording.append(frame)
-            for queue in self._frames:
-                if queue.qsize() < 500:
-                    queue.put_nowait(frame)
+    def _on_frame(self, frame: Pcm) -> None:
+        # Called from the RTP tick: record and fan out without waking a task per frame.
+        if not self.direction.receives:
+            return
+        if self._recording is not None:
+            self._recording.append(frame)
+        for queue in self._frames:
+            if queue.qsize() < 500:
+                queue.put_nowait(frame)
 
     async def _pump_digits(self, session: RtpSession) -> None:
         async for digit in session.digits():
