@@ -24,6 +24,7 @@ _PEER_PACKAGES = {
     "baresip": "baresip-core",
     "kamailio": "kamailio",
     "redis-server": "redis-server",
+    "rtpengine": "rtpengine-daemon",
 }
 
 

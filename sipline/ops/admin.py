@@ -24,6 +24,22 @@ nothing but ``--data`` to find it.  Plain HTTP/1.1, no authentication (loopback 
     started   number  Unix time (seconds) the INVITE arrived
     duration  number  seconds since started
 
+``GET /trunks`` -> 200, a JSON list with one object per SBC trunk (empty without trunks):
+
+    name          string   trunk name
+    kind          string   "carrier" | "customer"
+    channels      integer  calls in progress on the trunk (both directions)
+    max_channels  integer  channel cap, 0 = none
+    cps           number   new calls per second, averaged over the last few seconds
+    max_cps       number   CPS cap, 0 = none
+    attempts      integer  call attempts since the node started
+    finals        object   final status -> count ("503": 4); carriers: what the carrier
+                           answered ("0" = no answer), customers: what we answered
+    hosts         list     carriers only: {"host": "udp:198.51.100.1:5060",
+                           "state": "up" | "down" | "unchecked"}
+    registration  object   carriers with register = true: {"registered": bool,
+                           "expires_in": seconds, "last_status": integer or null}
+
 Any other path answers 404 with ``{"error": "..."}``.  Extra fields may be added to the
 objects later; clients ignore what they do not know.
 """
@@ -45,6 +61,9 @@ __all__ = [
     "ADMIN_PORT_FILE",
     "REGISTRATION_FIELDS",
     "CALL_FIELDS",
+    "TRUNK_FIELDS",
+    "STATUS_HINTS",
+    "status_hint",
     "AdminError",
     "AdminUnavailable",
     "AdminClient",
@@ -64,6 +83,35 @@ ADMIN_PORT_FILE = "admin.port"
 REGISTRATION_FIELDS = ("aor", "contact", "expires_in", "received", "transport", "user_agent")
 #: Fields of one /calls object, in display order.
 CALL_FIELDS = ("call_id", "from", "to", "state", "started", "duration")
+#: Fields of one /trunks object, in display order.
+TRUNK_FIELDS = ("name", "kind", "channels", "max_channels", "cps", "max_cps", "attempts", "finals", "hosts")
+
+#: What many answers of one status on a trunk usually mean, for ``sipline trunks``.
+STATUS_HINTS = {
+    0: "no answer at all: the host is unreachable, a firewall drops us, or the wrong port/transport",
+    401: "the carrier wants digest credentials we do not have or got wrong (username, password, realm)",
+    403: "refused: our IP is not on the carrier's allow list, the account is blocked or out of credit, "
+         "or the caller ID is not permitted",
+    404: "unknown number: the callee number is badly formatted for this carrier (prefix, + or not) "
+         "or does not exist",
+    407: "the carrier challenges and our credentials did not satisfy it",
+    408: "timeouts: the far side is overloaded or the path loses packets",
+    480: "callee temporarily unavailable (not registered, do-not-disturb)",
+    484: "incomplete number: the dial plan or number format is wrong",
+    486: "callee busy: normal in small numbers; many means dialling the same numbers again and again",
+    487: "cancelled by the caller before answer (hang-ups while ringing, dialer abandon)",
+    488: "no common codec: compare the trunk's codecs with what the callers offer",
+    500: "the far side has an internal error",
+    502: "the carrier could not reach the next network",
+    503: "over capacity: the carrier (or our own channel/CPS cap) refuses new calls; check limits "
+         "and Retry-After",
+    603: "declined: the callee or the carrier's fraud/spam filter rejects the calls (caller ID reputation)",
+}
+
+
+def status_hint(status: int) -> str:
+    """One line on what many answers of ``status`` usually mean ("" when nothing useful)."""
+    return STATUS_HINTS.get(status, "")
 
 
 class AdminError(Exception):
@@ -172,6 +220,10 @@ class AdminClient:
     def calls(self) -> list[dict[str, Any]]:
         """Calls in progress (fields: :data:`CALL_FIELDS`)."""
         return self._list("/calls")
+
+    def trunks(self) -> list[dict[str, Any]]:
+        """SBC trunks with their state and counters (fields: :data:`TRUNK_FIELDS`)."""
+        return self._list("/trunks")
 
 
 # ---------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from sipline.ops.admin import (
     CALL_FIELDS,
     REGISTRATION_FIELDS,
     AdminClient,
+    status_hint,
     AdminError,
     format_duration,
     format_timestamp,
@@ -146,6 +147,25 @@ def build_parser() -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, parents=[common], help=helptext, description=helptext)
         cmd.add_argument("--json", action="store_true", help="print the raw JSON list")
         cmd.set_defaults(handler=handler)
+
+    trunks = sub.add_parser("trunks", parents=[common], help="show SBC trunks: channels, CPS, health, answers (running server)",
+                            description="State of every SBC trunk: channels in use / cap, calls per second / cap, "
+                                        "health of each carrier host, and how many of each final response the "
+                                        "trunk saw, with what frequent failures usually mean.")
+    trunks.add_argument("--json", action="store_true", help="print the raw JSON list")
+    trunks.set_defaults(handler=_cmd_trunks)
+
+    cdr = sub.add_parser("cdr", parents=[common], help="show call records (SBC calls)",
+                         description="Call records from the database, oldest first.  Times are "
+                                     "YYYY-MM-DD[ HH:MM[:SS]] (local time), a Unix time, or -DURATION "
+                                     "like --since=-1h, -30m, -2d (that long ago; note the =).")
+    cdr.add_argument("--since", metavar="TIME", help="records of calls started at or after TIME")
+    cdr.add_argument("--until", metavar="TIME", help="records of calls started before TIME")
+    cdr.add_argument("--trunk", metavar="NAME", help="only calls through this trunk (either side)")
+    cdr.add_argument("--status", metavar="CODE", help="only calls that ended with this SIP status")
+    cdr.add_argument("--limit", metavar="N", type=int, default=None, help="at most N records")
+    cdr.add_argument("--csv", action="store_true", help="write CSV (every field) instead of a table")
+    cdr.set_defaults(handler=_cmd_cdr)
 
     cfg = sub.add_parser("config", parents=[common], help="inspect the configuration")
     cfg_sub = cfg.add_subparsers(dest="config_command", metavar="ACTION")
@@ -612,6 +632,114 @@ def _cmd_calls(args: argparse.Namespace) -> int:
     _print_rows(rows, CALL_FIELDS, args.json, "(no calls)",
                 {"started": format_timestamp, "duration": format_duration})
     return EXIT_OK
+
+
+def _finals_text(finals: Mapping[str, Any]) -> str:
+    return " ".join(f"{status}:{count}" for status, count in finals.items()) or "-"
+
+
+def _cmd_trunks(args: argparse.Namespace) -> int:
+    config = _load(args)
+    rows = AdminClient.from_data_dir(config.data_dir).trunks()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    shown = []
+    for row in rows:
+        cap = row.get("max_channels") or 0
+        cps_cap = row.get("max_cps") or 0
+        hosts = " ".join(f"{h.get('host')}={h.get('state')}" for h in row.get("hosts") or ())
+        registration = row.get("registration")
+        if registration:
+            hosts += " registered" if registration.get("registered") else                 f" NOT registered ({registration.get('last_status') or 'no answer'})"
+        shown.append({
+            "name": row.get("name"), "kind": row.get("kind"),
+            "channels": f"{row.get('channels', 0)}/{cap or '-'}",
+            "cps": f"{row.get('cps', 0):g}/{cps_cap or '-'}",
+            "hosts": hosts.strip() or None,
+            "finals": _finals_text(row.get("finals") or {}),
+        })
+    print(render_table(shown, ["name", "kind", "channels", "cps", "hosts", ("finals", "final responses")],
+                       empty="(no trunks: add [[trunks]] to the configuration)"), end="")
+    # Explain the failures an operator should look at: the frequent ones first.
+    seen: dict[int, int] = {}
+    for row in rows:
+        for status, count in (row.get("finals") or {}).items():
+            if str(status).isdigit() and int(status) not in (200,):
+                seen[int(status)] = seen.get(int(status), 0) + int(count)
+    notes = [(status, status_hint(status)) for status, _ in sorted(seen.items(), key=lambda x: -x[1])]
+    notes = [(s, h) for s, h in notes if h]
+    if notes:
+        print()
+        for status, hint in notes:
+            print(f"{status or 'no answer'}: {hint}")
+    return EXIT_OK
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _parse_time(text: str | None, what: str) -> float | None:
+    import time as _time
+    from datetime import datetime
+
+    if text is None:
+        return None
+    value = text.strip()
+    if value.startswith("-") and value[1:-1].replace(".", "", 1).isdigit() and value[-1] in _UNITS:
+        return _time.time() - float(value[1:-1]) * _UNITS[value[-1]]
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(value, fmt).timestamp()
+        except ValueError:
+            continue
+    raise _Usage(f"--{what}: cannot read {text!r} as a time (YYYY-MM-DD[ HH:MM[:SS]], Unix time or -1h)")
+
+
+def _cmd_cdr(args: argparse.Namespace) -> int:
+    config = _load(args)
+    since, until = _parse_time(args.since, "since"), _parse_time(args.until, "until")
+    if args.limit is not None and args.limit < 1:
+        raise _Usage("--limit must be at least 1")
+    if _store_missing(config):
+        if not args.csv:
+            print(f"no call records yet in {config.data_dir}")
+        return EXIT_OK
+
+    async def action(storage: Any) -> int:
+        records = storage.records
+        if args.csv:
+            if args.limit is None:
+                await records.export_csv(sys.stdout, since, until, args.trunk, args.status)
+                return EXIT_OK
+            import csv as _csv
+            import dataclasses as _dc
+
+            found = await records.query(since, until, args.trunk, args.status, args.limit)
+            names = [f.name for f in _dc.fields(found[0])] if found else ["id"]
+            writer = _csv.writer(sys.stdout)
+            writer.writerow(names)
+            for record in found:
+                writer.writerow([json.dumps(dict(v)) if isinstance(v, Mapping) else ("" if v is None else v)
+                                 for v in (getattr(record, n) for n in names)])
+            return EXIT_OK
+        found = await records.query(since, until, args.trunk, args.status, args.limit)
+        rows = [{
+            "start": format_timestamp(r.start), "caller": r.caller, "callee": r.callee_normalized or r.callee,
+            "from": r.from_trunk, "to": r.to_trunk, "status": f"{r.status} {r.reason}".strip(),
+            "pdd": f"{r.pdd:.2f}" if r.pdd is not None else None, "duration": format_duration(r.duration),
+            "hangup": r.hangup_by,
+        } for r in found]
+        print(render_table(rows, ["start", "caller", "callee", ("from", "from trunk"), ("to", "to trunk"),
+                                  "status", "pdd", "duration", ("hangup", "hung up by")],
+                           empty="(no call records)"), end="")
+        return EXIT_OK
+
+    return asyncio.run(_with_storage(config, action))
 
 
 def _cmd_version(args: argparse.Namespace) -> int:

@@ -38,7 +38,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from sipline.sip.errors import SiplineError
+from sipline.sip.b2bua.routing import RouteTable
+from sipline.sip.b2bua.trunk import TrunkConfigError, TrunkSet
+from sipline.sip.errors import SiplineError, UsageError
 from sipline.sip.limits import Limits
 from sipline.sip.timers import TimerConfig
 
@@ -54,6 +56,7 @@ __all__ = [
     "ProxyConfig",
     "LoggingConfig",
     "AdminConfig",
+    "SbcConfig",
     "Config",
     "SECTIONS",
     "DEFAULT_DATA_DIR",
@@ -64,6 +67,8 @@ __all__ = [
     "env_var_name",
     "dump_toml",
     "iter_keys",
+    "build_trunks",
+    "build_routes",
 ]
 
 #: Where data lives when neither the file, $SIPLINE_DATA nor --data say otherwise.
@@ -74,6 +79,10 @@ SECRET_FILE = "secret"
 _RESERVED_ENV = frozenset({"SIPLINE_CONFIG", "SIPLINE_DATA"})
 
 Transport = Literal["udp", "tcp", "tls", "ws", "wss"]
+#: One TOML table of an array of tables (``[[trunks]]``), kept as parsed: plain data.
+Table = Mapping[str, Any]
+#: Keys that are arrays of tables and therefore can only come from the file.
+_FILE_ONLY = frozenset({("proxy", "static_routes"), (None, "trunks"), (None, "dids"), (None, "routes")})
 _TRANSPORTS: tuple[str, ...] = typing.get_args(Transport)
 _DEFAULT_PORTS = {"udp": 5060, "tcp": 5060, "tls": 5061, "ws": 80, "wss": 443}
 _DIGEST_ALGORITHMS = ("SHA-256", "MD5", "SHA-512-256")
@@ -397,6 +406,40 @@ class AdminConfig:
         return _split_hostport(self.listen, what="admin listen")[1] or 0
 
 
+MediaMode = Literal["relay", "rtpengine", "off"]
+
+
+@dataclass(frozen=True, slots=True)
+class SbcConfig:
+    """The B2BUA/SBC, which runs when ``[[trunks]]`` are configured."""
+
+    listen: tuple[ListenSpec, ...] = _opt((), help="Sockets of the SBC's own, PROTO:HOST:PORT. "
+                                          "Empty: the SBC shares the server's listeners and "
+                                          "gets new calls from trunk sources and to DIDs.")
+    advertise: str = _opt("", help="Address written in Via, Contact and SDP towards trunks "
+                          "(a public address in front of NAT). Default: the listener's.")
+    realm: str = _opt("sipline", help="Digest realm in which customer trunks with a "
+                      "username authenticate.")
+    ring_timeout: float = _opt(120.0, help="Give up on a call that is not answered within "
+                               "this many seconds (408).", min=1.0)
+    retry_after: int = _opt(5, help="Retry-After seconds on calls refused by a channel or "
+                            "CPS cap (503).", min=1)
+    health_checks: bool = _opt(True, help="Send OPTIONS keepalives to carrier hosts "
+                               "(interval per trunk, options_interval).")
+    media: MediaMode = _opt("relay", help="Media anchoring: relay (built-in RTP relay), "
+                            "rtpengine (drive an rtpengine over its ng protocol) or off "
+                            "(SDP addresses pass unchanged).")
+    media_address: str = _opt("", help="Address the relay binds and writes into SDP. "
+                              "Default: advertise, else the SBC's listener address.")
+    rtp_port_min: int = _opt(20000, help="First port of the relay's RTP range (even).",
+                             min=1024, max=65534)
+    rtp_port_max: int = _opt(29999, help="Last port of the relay's RTP range; its size "
+                             "bounds concurrent relayed calls (4 ports each).", min=1025,
+                             max=65535)
+    rtpengine: str = _opt("127.0.0.1:2223", help="host:port of rtpengine's ng control "
+                          "socket when media = rtpengine.")
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     """Everything a node needs to start; sections mirror the TOML file."""
@@ -417,6 +460,14 @@ class Config:
                         "registrations). Default: the host name.")
     drain_timeout: float = _opt(10.0, help="On shutdown, seconds to let calls and "
                                 "transactions finish before cancelling them.", min=0.0)
+    route_table: Path | None = _opt(None, help="CSV file of routes (prefix, carrier, "
+                                    "priority, weight, rate columns) added to [[routes]].")
+    trunks: tuple[Table, ...] = _opt((), help="[[trunks]] tables: carrier and customer "
+                                     "trunks of the SBC (see sipline.sip.b2bua.trunk).")
+    dids: tuple[Table, ...] = _opt((), help="[[dids]] tables: inbound numbers and where "
+                                   "their calls go (trunk:NAME, user:NAME, uri:SIP-URI).")
+    routes: tuple[Table, ...] = _opt((), help="[[routes]] tables: prefix, carrier, priority, "
+                                     "weight, rate; longest prefix wins.")
     tls: TlsConfig = _opt(help="TLS certificates.", factory=TlsConfig)
     limits: LimitsConfig = _opt(help="Message size limits.", factory=LimitsConfig)
     timers: TimersConfig = _opt(help="SIP timers.", factory=TimersConfig)
@@ -425,6 +476,7 @@ class Config:
     proxy: ProxyConfig = _opt(help="Proxy routing.", factory=ProxyConfig)
     logging: LoggingConfig = _opt(help="Logging.", factory=LoggingConfig)
     admin: AdminConfig = _opt(help="Admin endpoint.", factory=AdminConfig)
+    sbc: SbcConfig = _opt(help="B2BUA/SBC.", factory=SbcConfig)
 
 
 #: Section name -> section class, in the order they are documented and printed.
@@ -566,7 +618,7 @@ def _convert(value: Any, tp: Any, *, text: bool) -> Any:
         if text and isinstance(value, str):
             value = tuple(part.strip() for part in value.split(",") if part.strip())
         if not isinstance(value, (list, tuple)):
-            what = "tables" if item is StaticRoute else "strings"
+            what = "tables" if item is StaticRoute or item is Table else "strings"
             advice = f" (write [{_show(value)}])" if isinstance(value, str) else ""
             raise ValueError(f"expected a list of {what}, got {_show(value)}{advice}")
         out = []
@@ -576,6 +628,10 @@ def _convert(value: Any, tp: Any, *, text: bool) -> Any:
             except ValueError as exc:
                 raise ValueError(f"item {index + 1}: {exc}") from None
         return tuple(out)
+    if tp is Table:
+        if not isinstance(value, Mapping):
+            raise ValueError(f"expected a table, got {_show(value)}")
+        return _plain(value)
     if tp is bool:
         if isinstance(value, bool):
             return value
@@ -630,6 +686,15 @@ def _convert(value: Any, tp: Any, *, text: bool) -> Any:
             raise ValueError(f"expected a table with match and next_hop, got {_show(value)}")
         return _build_route(value, text=text)
     raise TypeError(f"unsupported config type {tp!r}")  # pragma: no cover - programming error
+
+
+def _plain(value: Any) -> Any:
+    """A deep copy of TOML data as dicts and lists (no references into the caller's data)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _build_route(table: Mapping[str, Any], *, text: bool) -> StaticRoute:
@@ -719,7 +784,9 @@ class _Merger:
 
     def environment(self, env: Mapping[str, str]) -> None:
         names = {env_var_name(section, f.name): (section, f.name) for section, f in iter_keys()}
-        names.pop(env_var_name("proxy", "static_routes"))  # a list of tables: file only
+        file_only = {env_var_name(section, key): (section, key) for section, key in _FILE_ONLY}
+        for var in file_only:
+            names.pop(var)  # lists of tables: file only
         for var in sorted(env):
             if not var.startswith("SIPLINE_") or var in _RESERVED_ENV:
                 continue
@@ -727,9 +794,11 @@ class _Merger:
                 section, key = names[var]
                 self.set(section, key, env[var], origin=var, text=True)
                 continue
-            if var == env_var_name("proxy", "static_routes"):
-                raise ConfigError("static routes can only be set in the config file",
-                                  key="[proxy] static_routes", origin=var)
+            if var in file_only:
+                section, key = file_only[var]
+                what = "static routes" if key == "static_routes" else f"[[{key}]] tables"
+                raise ConfigError(f"{what} can only be set in the config file",
+                                  key=_label(section, key), origin=var)
             # Ours if it names a known section or nearly matches a known variable; any
             # other SIPLINE_* variable may belong to a test harness or wrapper script.
             section_part = var[len("SIPLINE_") :].split("_", 1)[0].lower()
@@ -897,6 +966,33 @@ def _assemble(values: Mapping[tuple[str | None, str], _Value],
         raise ConfigError(f"must be a loopback address (the endpoint has no authentication), got \"{host}\"",
                           key="[admin] listen", origin=origin("admin", "listen"))
 
+    sbc = config.sbc
+    if sbc.rtp_port_max - sbc.rtp_port_min < 3:
+        raise ConfigError(f"must be at least rtp_port_min + 3 ({sbc.rtp_port_min + 3}), got {sbc.rtp_port_max}",
+                          key="[sbc] rtp_port_max", origin=origin("sbc", "rtp_port_max"))
+    try:
+        _split_hostport(sbc.rtpengine, what="rtpengine address")
+    except ValueError as exc:
+        raise ConfigError(str(exc), key="[sbc] rtpengine", origin=origin("sbc", "rtpengine")) from None
+    for spec in sbc.listen:
+        if spec.transport not in ("udp", "tcp", "tls"):
+            raise ConfigError(f"{spec}: the SBC listens on udp, tcp or tls", key="[sbc] listen",
+                              origin=origin("sbc", "listen"))
+        if spec.secure and tls.cert is None:
+            raise ConfigError(f"{spec} needs a certificate: set [tls] cert", key="[sbc] listen",
+                              origin=origin("sbc", "listen"))
+    if config.route_table is not None and not Path(config.route_table).is_file():
+        raise ConfigError(f"file not found: {config.route_table}", key="route_table",
+                          origin=origin(None, "route_table"))
+    trunks = build_trunks(config)
+    routes = build_routes(config)
+    known = {t.name for t in trunks.carriers}
+    for index, route in enumerate(routes.routes):
+        if route.carrier not in known:
+            where = f"routes[{index}]" if index < len(config.routes) else "route_table"
+            raise ConfigError(f"carrier {route.carrier!r} is not a carrier trunk"
+                              + _suggest(route.carrier, known), key=where)
+
     return dataclasses.replace(
         config,
         listen=listen,
@@ -909,8 +1005,46 @@ def _assemble(values: Mapping[tuple[str | None, str], _Value],
     )
 
 
+def build_trunks(config: Config) -> TrunkSet:
+    """The SBC's trunks and DIDs from ``[[trunks]]`` and ``[[dids]]``.
+
+    Parsing is delegated to :meth:`TrunkSet.from_toml`; its errors come back as ConfigError
+    naming the key (``trunks[1].max_channels``).
+    """
+    try:
+        return TrunkSet.from_toml(config.trunks, config.dids)
+    except TrunkConfigError as exc:
+        key = exc.key or ("dids" if "DID" in exc.problem else "trunks")
+        raise ConfigError(exc.problem, key=key) from None
+
+
+def build_routes(config: Config) -> RouteTable:
+    """``[[routes]]`` followed by the rows of the ``route_table`` CSV file."""
+    try:
+        table = RouteTable.from_toml(config.routes)
+    except UsageError as exc:
+        where, sep, problem = str(exc).partition(": ")
+        raise ConfigError(problem if sep else str(exc), key=where if sep else "routes") from None
+    if config.route_table is None:
+        return table
+    path = Path(config.route_table)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}", key="route_table") from None
+    try:
+        extra = RouteTable.from_csv(text)
+    except UsageError as exc:
+        raise ConfigError(f"{path}: {exc}", key="route_table") from None
+    return RouteTable((*table.routes, *extra.routes))
+
+
 # ---------------------------------------------------------------------------------------
 # Printing a configuration back as TOML
+
+
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
 
 
 def _toml_value(value: Any) -> str:
@@ -920,6 +1054,8 @@ def _toml_value(value: Any) -> str:
         return repr(value)
     if isinstance(value, (tuple, list)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{_toml_key(str(k))} = {_toml_value(v)}" for k, v in value.items()) + "}"
     text = str(value)
     # JSON string escapes are valid TOML basic-string escapes, except that TOML also
     # forbids a raw DEL character.
@@ -947,8 +1083,12 @@ def dump_toml(config: Config, *, comments: bool = False) -> str:
         else:
             lines.append(f"{f.name} = {_toml_value(value)}")
 
+    arrays: list[tuple[dataclasses.Field[Any], tuple[Table, ...]]] = []
     for section, f in iter_keys():
         if section is None:
+            if (None, f.name) in _FILE_ONLY:
+                arrays.append((f, getattr(config, f.name)))
+                continue
             emit(f, getattr(config, f.name))
     for name in SECTIONS:
         section_value = getattr(config, name)
@@ -971,4 +1111,13 @@ def dump_toml(config: Config, *, comments: bool = False) -> str:
             lines.append(f"match = {_toml_value(route.match)}")
             lines.append(f"next_hop = {_toml_value(route.next_hop)}")
             lines.append(f"redirect = {_toml_value(route.redirect)}")
+    # Arrays of tables last: after a [section] header, [[name]] starts a top-level array.
+    for f, tables in arrays:
+        if comments:
+            lines.append("")
+            lines.extend(_help_lines(f))
+        for table in tables:
+            lines.append("")
+            lines.append(f"[[{f.name}]]")
+            lines.extend(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in table.items())
     return "\n".join(lines).lstrip("\n") + "\n"

@@ -3,8 +3,23 @@
 The roles know nothing about TOML, environment variables or the admin protocol; this module
 is where operator-facing configuration meets them: it converts config sections into the
 roles' option objects, loads the routing module, composes configured static routes with the
-user's routing function, and serves ``GET /registrations`` and ``GET /calls`` (protocol in
-:mod:`sipline.ops.admin`) on loopback for ``sipline registrations`` / ``sipline calls``.
+user's routing function, and serves ``GET /registrations``, ``GET /calls`` and ``GET /trunks``
+(protocol in :mod:`sipline.ops.admin`) on loopback for ``sipline registrations`` / ``calls`` /
+``trunks``.
+
+When ``[[trunks]]`` are configured the B2BUA/SBC runs in the same process.  How requests
+reach it:
+
+* with ``[sbc] listen`` set, the SBC has sockets of its own and every request arriving on
+  them is the SBC's (the simplest layout to reason about: trunks point at one port,
+  phones at another);
+* otherwise (the default) it shares the server's listeners and one transaction layer.
+  :class:`_Dispatch` sits between that layer and the two transaction users: a request
+  goes to the SBC when :meth:`Sbc.claims` it -- a new INVITE from a carrier host, from an
+  address in a customer trunk's ACL, with credentials of a customer trunk's user, or to
+  a number listed in ``[[dids]]``; an in-dialog request, ACK, CANCEL or stray response
+  of one of the SBC's calls -- and to the registrar/proxy otherwise.  Phones registered
+  here keep calling each other through the proxy, while trunk traffic is bridged.
 """
 
 from __future__ import annotations
@@ -15,15 +30,18 @@ import logging
 import time
 from typing import Any
 
+from ..roles.b2bua.sbc import Sbc, SbcOptions
 from ..roles.proxy import ProxySettings, load_route_function
 from ..roles.server import Server, ServerOptions
-from ..sip.message import Request, SipURI, TelURI
+from ..runtime.transport import Origin
+from ..sip.message import Request, Response, SipURI, TelURI
+from ..sip.transaction.keys import TransactionKey
 from ..sip.proxy.policy import Continue, Decision, Redirect, Relay, RouteFunction, RoutingContext
 from ..sip.transport import Peer
 from .admin import registration_row, remove_port_file, write_port_file
-from .config import Config, StaticRoute, load_secret
+from .config import Config, StaticRoute, build_routes, build_trunks, load_secret
 
-__all__ = ["ConfiguredServer", "server_options", "build_route_function"]
+__all__ = ["ConfiguredServer", "server_options", "sbc_options", "build_route_function"]
 
 log = logging.getLogger("sipline.serve")
 
@@ -88,20 +106,102 @@ def server_options(config: Config) -> ServerOptions:
     )
 
 
+def sbc_options(config: Config, advertise: str | None = None) -> SbcOptions | None:
+    """The SBC's options, or None when no trunk is configured."""
+    trunks = build_trunks(config)
+    if not trunks.carriers and not trunks.customers:
+        return None
+    sbc = config.sbc
+    host, _, port = sbc.rtpengine.rpartition(":")
+    return SbcOptions(
+        trunks=trunks,
+        routes=build_routes(config),
+        listen=tuple(Peer(s.transport, s.host, s.port) for s in sbc.listen),
+        advertise=sbc.advertise or advertise,
+        realm=sbc.realm,
+        user_domain=config.domains[0] if config.domains else "localhost",
+        timers=config.timers.to_timer_config(),
+        ring_timeout=sbc.ring_timeout,
+        retry_after=sbc.retry_after,
+        storage_url=config.storage_url,
+        health_checks=sbc.health_checks,
+        secret=load_secret(config),
+        media=sbc.media,
+        media_address=sbc.media_address or None,
+        rtp_ports=(sbc.rtp_port_min, sbc.rtp_port_max),
+        rtpengine=(host.strip("[]") or "127.0.0.1", int(port or 2223)),
+    )
+
+
+class _Dispatch:
+    """The transaction user of a shared endpoint: the SBC's traffic to the SBC, the rest to
+    the server (see the module docstring)."""
+
+    def __init__(self, server: Server, sbc: Sbc) -> None:
+        self.server = server
+        self.sbc = sbc
+
+    def on_request(self, request: Request, key: TransactionKey, origin: Origin) -> None:
+        if not self.server.draining and self.sbc.claims(request, origin):
+            self.sbc.on_request(request, key, origin)
+        else:
+            self.server.on_request(request, key, origin)
+
+    def on_cancel(self, cancel: Request, invite_key: TransactionKey, origin: Origin) -> None:
+        if self.sbc.claims_invite(invite_key):
+            self.sbc.on_cancel(cancel, invite_key, origin)
+        else:
+            self.server.on_cancel(cancel, invite_key, origin)
+
+    def on_ack(self, ack: Request, origin: Origin | None) -> None:
+        if self.sbc.claims_ack(ack):
+            self.sbc.on_ack(ack, origin)
+        else:
+            self.server.on_ack(ack, origin)
+
+    def on_stray_response(self, response: Response, origin: Origin | None) -> None:
+        if self.sbc.claims_response(response):
+            self.sbc.on_stray_response(response, origin)
+        else:
+            self.server.on_stray_response(response, origin)
+
+
 class ConfiguredServer:
-    """The server plus its admin endpoint, with the lifecycle the CLI drives."""
+    """The server plus its admin endpoint (and the SBC when trunks are configured), with the
+    lifecycle the CLI drives."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
         self.server = Server(server_options(config))
+        self.sbc: Sbc | None = None
         self._admin: asyncio.AbstractServer | None = None
 
     @property
     def listening(self) -> list[Peer]:
-        return self.server.listening
+        own = self.sbc.listening if self.sbc is not None and self.config.sbc.listen else []
+        return [*self.server.listening, *own]
+
+    async def _start_sbc(self) -> None:
+        server = self.server
+        advertise = server.advertised_host(server.listening[0]) if server.listening else None
+        options = sbc_options(self.config, advertise)
+        if options is None:
+            return
+        self.sbc = Sbc(options, storage=server.storage)
+        if options.listen:
+            await self.sbc.start()
+        else:
+            assert server.endpoint is not None
+            await self.sbc.start(endpoint=server.endpoint, listening=server.listening)
+            server.endpoint.user = _Dispatch(server, self.sbc)
+        trunks = options.trunks
+        log.info("SBC: %d carrier and %d customer trunks, %d routes, media %s%s", len(trunks.carriers),
+                 len(trunks.customers), len(options.routes), options.media,
+                 f", listening on {', '.join(map(str, self.sbc.listening))}" if options.listen else "")
 
     async def start(self) -> None:
         await self.server.start()
+        await self._start_sbc()
         if self.config.admin.enabled:
             host = self.config.admin.host
             self._admin = await asyncio.start_server(self._admin_client, host, self.config.admin.port)
@@ -112,6 +212,8 @@ class ConfiguredServer:
         if self._admin is not None:
             self._admin.close()
             remove_port_file(self.config.data_dir)
+        if self.sbc is not None:
+            await self.sbc.stop()
         await self.server.stop(drain_timeout)
 
     async def wait_closed(self) -> None:
@@ -121,6 +223,9 @@ class ConfiguredServer:
         """SIGHUP: routing changes apply to new requests; listeners stay as they are."""
         options = server_options(config)
         self.server.proxy.settings = options.proxy
+        if (config.trunks, config.dids, config.routes, config.route_table, config.sbc) != (
+                self.config.trunks, self.config.dids, self.config.routes, self.config.route_table, self.config.sbc):
+            log.warning("trunk, DID, route and [sbc] changes take effect after a restart")
         self.config = config
         log.info("configuration reloaded")
 
@@ -156,5 +261,16 @@ class ConfiguredServer:
                     "call_id": call["call_id"], "from": call["from"], "to": call["to"],
                     "state": call["state"], "started": call.get("started", now), "duration": call.get("duration", 0.0),
                 })
+            if self.sbc is not None:
+                for key, call in list(self.sbc.calls.items()):
+                    invite = call.a.invite
+                    rows.append({
+                        "call_id": call.call_id, "from": str(invite.from_.uri), "to": invite.uri_text,
+                        "state": "answered" if call.answer else ("ringing" if call.ring else "trying"),
+                        "started": call.started, "duration": now - call.started,
+                        "from_trunk": call.info.from_trunk, "to_trunk": call.to_trunk,
+                    })
             return "200 OK", rows
+        if path == "/trunks":
+            return "200 OK", await self.sbc.trunk_rows() if self.sbc is not None else []
         return "404 Not Found", {"error": f"no such path {path}"}

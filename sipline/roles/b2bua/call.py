@@ -24,6 +24,7 @@ refused, cancelled, timed out, or an exception in the SBC).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -31,6 +32,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...sip.auth import DigestClient
+from ...media.errors import PortsExhausted
+from ...sip.b2bua.codecs import filter_codecs
 from ...sip.b2bua.routing import FailoverAction, failover_action
 from ...sip.b2bua.topology import HeaderPolicy, limit_rejection, relay_headers, relay_status, scrub_sdp
 from ...sip.message import NameAddr, Request, Response
@@ -38,6 +41,7 @@ from ...sip.methods import BYE, CANCEL
 from ...sip.transport import Peer
 from ...storage.base import CallRecordStore
 from ...storage.models import CallRecord
+from .stats import StatsBook
 from .legs import (
     Answered,
     Failed,
@@ -73,6 +77,10 @@ class Target:
     digest: DigestClient | None = None
     #: Health key of the host, reported to the health monitor on transport failures.
     host_key: object = None
+    #: Codecs the trunk allows (empty: all); the offer is trimmed to them.
+    codecs: tuple[str, ...] = ()
+    #: Keep this target's media out of the relay.
+    media_bypass: bool = False
 
 
 @dataclass(slots=True)
@@ -86,6 +94,8 @@ class CallInfo:
     from_trunk: str | None = None
     #: Header policy towards the caller (for what the callee's answers carry back).
     caller_policy: HeaderPolicy = field(default_factory=HeaderPolicy)
+    #: The source trunk keeps its media out of the relay.
+    media_bypass: bool = False
 
 
 class B2BCall:
@@ -94,7 +104,8 @@ class B2BCall:
     def __init__(self, host: LegHost, invite: Request, key: Any, transport: str, *, info: CallInfo,
                  records: CallRecordStore | None, acquire: Acquire, sdp_address: str,
                  ring_timeout: float = 120.0, on_end: Callable[[B2BCall], None] | None = None,
-                 on_host_failure: Callable[[object], None] | None = None) -> None:
+                 on_host_failure: Callable[[object], None] | None = None, media: Any = None,
+                 stats: StatsBook | None = None) -> None:
         self.host = host
         self.info = info
         self.records = records
@@ -103,6 +114,14 @@ class B2BCall:
         self.ring_timeout = ring_timeout
         self.on_end = on_end
         self.on_host_failure = on_host_failure
+        #: The call's media relay (``rewrite(sdp, side)``, ``reset_side``, ``close()``), or None.
+        self.media = media
+        self.stats = stats
+        #: Whether the current callee leg's media goes through the relay.
+        self._anchored = False
+        self._media_lock = asyncio.Lock()
+        self._codec_miss = False
+        self.media_stats: dict[str, Any] | None = None
         self.a = InboundLeg(host, invite, key, transport, self._on_event)
         self.b: OutboundLeg | None = None
         self._target: Target | None = None
@@ -155,6 +174,10 @@ class B2BCall:
             self.targets = [t for t in self.targets if t.trunk != failed]
         while self.targets:
             target = self.targets.pop(0)
+            if self._offer_for(target) is None:
+                self._codec_miss = True
+                self.targets = [t for t in self.targets if t.trunk != target.trunk]
+                continue
             if target.trunk != self.to_trunk:
                 await self._leave_trunk()
                 release, limit = await self.acquire(target.trunk)
@@ -166,11 +189,13 @@ class B2BCall:
                 self.to_trunk = target.trunk
             if self.ended is not None:  # the caller cancelled while we were acquiring
                 return
-            self._place(target)
+            await self._place(target)
             return
         await self._leave_trunk()
         if last is not None and last.status:
             self._fail_caller(relay_status(last.status), last.reason, last.headers)
+        elif self._codec_miss and not self._limit_hit:
+            self._fail_caller(488, "Not Acceptable Here", ())
         elif self._limit_hit:
             trunk, _, kind = self._limit_hit.partition(":")
             status, phrase, headers = limit_rejection(kind, trunk, 1)
@@ -183,16 +208,45 @@ class B2BCall:
         if release is not None:
             await release()
 
-    def _place(self, target: Target) -> None:
+    def _offer_for(self, target: Target) -> bytes | None:
+        """The caller's SDP trimmed to the target's codecs; None when none is left."""
+        invite = self.a.invite
+        body = invite.body if invite.body and invite.content_type == "application/sdp" else b""
+        return filter_codecs(body, target.codecs) if target.codecs else body
+
+    async def _place(self, target: Target) -> None:
+        offer = self._offer_for(target) or b""
+        self._anchored = bool(offer) and self.media is not None and not (target.media_bypass or self.info.media_bypass)
+        if self._anchored:
+            try:
+                async with self._media_lock:
+                    self.media.reset_side("b")
+                    offer = await self.media.rewrite(offer, "a", "offer")
+            except PortsExhausted:
+                log.warning("[%s] media relay ports exhausted", self.call_id)
+                await self._leave_trunk()
+                self._fail_caller(503, "Service Unavailable", (("Retry-After", "5"),
+                                  ("Reason", 'SIP;cause=503;text="media ports exhausted"')))
+                return
+            if self.ended is not None:
+                return
+        if self.stats is not None:
+            self.stats.attempt(target.trunk, time.time())
         leg = OutboundLeg(self.host, uri=target.uri, from_=target.from_, to=target.to, peer=target.peer,
                           sink=self._on_event, digest=target.digest)
         self.b = leg
         self._target = target
-        policy = target.policy
-        invite = self.a.invite
-        headers = [*target.headers, *relay_headers(invite, policy)]
-        sdp = scrub_sdp(invite.body, self.sdp_address) if invite.body and invite.content_type == "application/sdp" else b""
-        leg.start(sdp, headers)
+        headers = [*target.headers, *relay_headers(self.a.invite, target.policy)]
+        leg.start(scrub_sdp(offer, self.sdp_address) if offer else b"", headers)
+
+    async def _to_caller_sdp(self, sdp: bytes) -> bytes:
+        """The callee's SDP as the caller gets it: through the relay when anchored."""
+        if not sdp:
+            return b""
+        if self._anchored:
+            async with self._media_lock:
+                sdp = await self.media.rewrite(sdp, "b", "answer")
+        return scrub_sdp(sdp, self.sdp_address)
 
     def _fail_caller(self, status: int, reason: str, headers: Sequence[tuple[str, str]]) -> None:
         self.status, self.reason = status, reason
@@ -219,7 +273,14 @@ class B2BCall:
     def _callee_provisional(self, event: Provisional) -> None:
         if self.ring is None:
             self.ring = time.time()
+        if self._anchored and event.sdp:
+            self.host.spawn(self._relay_provisional(event))
+            return
         sdp = scrub_sdp(event.sdp, self.sdp_address) if event.sdp else b""
+        self.a.progress(event.status, event.reason, sdp, self._back(event.headers))
+
+    async def _relay_provisional(self, event: Provisional) -> None:
+        sdp = await self._to_caller_sdp(event.sdp)
         self.a.progress(event.status, event.reason, sdp, self._back(event.headers))
 
     def _callee_answered(self, event: Answered) -> None:
@@ -229,10 +290,25 @@ class B2BCall:
         self.answer = time.time()
         self.ring = self.ring or self.answer
         self.status, self.reason = 200, "OK"
+        if self.stats is not None:
+            self.stats.final(self.to_trunk, 200)
+        if self._anchored and event.sdp:
+            self.host.spawn(self._relay_answer(event))
+            return
         sdp = scrub_sdp(event.sdp, self.sdp_address) if event.sdp else b""
         self.a.answer(sdp, self._back(event.headers))
 
+    async def _relay_answer(self, event: Answered) -> None:
+        sdp = await self._to_caller_sdp(event.sdp)
+        if self.a.final:  # the caller gave up meanwhile: the callee's leg must end too
+            if self.b is not None:
+                self.host.spawn(self._bye(self.b, ()))
+            return
+        self.a.answer(sdp, self._back(event.headers))
+
     def _callee_failed(self, event: Failed) -> None:
+        if self.stats is not None:
+            self.stats.final(self.to_trunk, event.status)
         if self.a.final:
             return
         action = failover_action(event.status, event.reason_headers)
@@ -287,6 +363,9 @@ class B2BCall:
         callee_policy = self._target.policy if self._target is not None else HeaderPolicy()
         policy = self.info.caller_policy if to_caller else callee_policy
         body = request.body if request.content_type == "application/sdp" else b""
+        if body and self._anchored:
+            self.host.spawn(self._relay_anchored(event, other, body, policy, to_caller=to_caller))
+            return
         sdp = scrub_sdp(body, self.sdp_address) if body else b""
         future = other.request(request.method, sdp, relay_headers(request, policy))
 
@@ -298,6 +377,23 @@ class B2BCall:
                           [(n, v) for n, v in response.headers if back_policy.allows(n)])
 
         future.add_done_callback(done)
+
+    async def _relay_anchored(self, event: InDialogRequest, other: InboundLeg | OutboundLeg, body: bytes,
+                              policy: HeaderPolicy, *, to_caller: bool) -> None:
+        """A mid-call offer (hold, codec change) through the relay, and its answer back."""
+        from_side, to_side = ("b", "a") if to_caller else ("a", "b")
+        request = event.request
+        async with self._media_lock:
+            offer = await self.media.rewrite(body, from_side, "offer")
+        response = await other.request(request.method, scrub_sdp(offer, self.sdp_address), relay_headers(request, policy))
+        rbody = response.body if response.content_type == "application/sdp" else b""
+        if rbody:
+            async with self._media_lock:
+                rbody = scrub_sdp(await self.media.rewrite(rbody, to_side, "answer"), self.sdp_address)
+        back_policy = (self._target.policy if self._target is not None else HeaderPolicy()) if to_caller \
+            else self.info.caller_policy
+        event.respond(response.status, response.reason, rbody,
+                      [(n, v) for n, v in response.headers if back_policy.allows(n)])
 
     # -- timers and the end -------------------------------------------------------------------------
 
@@ -331,11 +427,18 @@ class B2BCall:
         self.ended = time.time()
         self.hangup_by = by
         self._cancel_ring_timer()
+        if self.stats is not None and self.status is not None:
+            self.stats.final(self.info.from_trunk, self.status)
         self.host.spawn(self._cleanup())
 
     async def _cleanup(self) -> None:
         try:
             await self._leave_trunk()
+            if self.media is not None:
+                try:
+                    self.media_stats = await self.media.close()
+                except Exception:
+                    log.exception("[%s] closing the media relay failed", self.call_id)
             releases, self._releases = self._releases, []
             for release in releases:
                 try:
@@ -376,6 +479,7 @@ class B2BCall:
             hangup_by=self.hangup_by,
             duration=max(0.0, end - self.answer) if self.answer is not None else 0.0,
             pdd=(self.ring - self.started) if self.ring is not None else None,
+            media_stats=json.dumps(self.media_stats) if self.media_stats else None,
             extra={"caller_normalized": info.caller_normalized, "b_call_id": self.b.call_id if self.b else ""},
         )
         try:

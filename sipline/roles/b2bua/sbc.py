@@ -34,7 +34,7 @@ from ...runtime.endpoint import Endpoint
 from ...runtime.ids import SecureIdSource
 from ...runtime.transport import Origin, TransportManager
 from ...sip.auth import DigestClient, DigestServer, NonceFactory, parse_credentials
-from ...sip.b2bua.numbers import E164Parser, NumberFormat, NumberPlan, from_e164, to_e164
+from ...sip.b2bua.numbers import E164Parser, NumberFormat, NumberPlan, dial_digits, from_e164, to_e164
 from ...sip.b2bua.routing import Pick, RouteTable
 from ...sip.b2bua.topology import (
     caller_identity,
@@ -57,6 +57,7 @@ from ...storage.models import compute_ha1
 from .call import B2BCall, CallInfo, Release, Target
 from .e164 import complete_plan, parse_e164
 from .legs import InboundLeg, OutboundLeg
+from .stats import StatsBook
 
 __all__ = ["Sbc", "SbcOptions", "UNLIMITED"]
 
@@ -96,6 +97,14 @@ class SbcOptions:
     pick: Pick | None = None
     #: E.164 parser; None uses phonenumbers.
     parser: E164Parser | None = None
+    #: Media anchoring: "relay" (built-in), "rtpengine" or "off" (SDP addresses untouched).
+    media: str = "off"
+    #: Address the relay binds and writes in SDP (default: :attr:`Sbc.address`).
+    media_address: str | None = None
+    #: The relay's RTP port range, inclusive.
+    rtp_ports: tuple[int, int] = (20000, 29999)
+    #: rtpengine's ng control address for media = "rtpengine".
+    rtpengine: tuple[str, int] = ("127.0.0.1", 2223)
 
 
 class Sbc:
@@ -122,33 +131,73 @@ class Sbc:
         nonces = NonceFactory(secret, 300.0, make_salt=lambda: self.ids.token(4))
         self.digest = DigestServer(options.realm, nonces, algorithms=("SHA-256", "MD5"))
         self.health: Any = None
+        self.stats = StatsBook()
+        #: The media relay (built-in or rtpengine), None when media is not anchored.
+        self.relay: Any = None
+        self.registrations: Any = None
+        #: INVITE transactions handed to us whose call object does not exist yet.
+        self._pending: set[TransactionKey] = set()
+        self._shared = False
 
     # -- lifecycle --------------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def start(self, endpoint: Endpoint | None = None, listening: Sequence[Peer] = ()) -> None:
+        """Open the listeners and start health checks; with ``endpoint``, share that endpoint
+        (and its ``listening`` addresses) instead: the owner then hands us the requests that
+        :meth:`claims` (see :mod:`sipline.ops.serve`)."""
         if self.storage is None:
             self.storage = await open_storage(self.options.storage_url)
 
         def factory(on_message: Any, on_error: Any) -> TransportManager:
             return TransportManager(on_message, on_error=on_error, tag_source=self.ids.tag)
 
-        self.endpoint = Endpoint(factory, self, ids=self.ids, timers=self.timers)
-        for spec in self.options.listen:
-            self.listening.append(await self.endpoint.transports.listen(spec.transport, spec.host, spec.port))
+        if endpoint is not None:
+            self.endpoint, self._shared = endpoint, True
+            self.listening.extend(listening)
+        else:
+            self.endpoint = Endpoint(factory, self, ids=self.ids, timers=self.timers)
+            for spec in self.options.listen:
+                self.listening.append(await self.endpoint.transports.listen(spec.transport, spec.host, spec.port))
+        self._start_media()
+        if any(t.auth is not None and t.auth.register for t in self.trunks.carriers):
+            from .register import CarrierRegistrations
+
+            self.registrations = CarrierRegistrations(self)
+            self.registrations.start()
         if self.options.health_checks:
             from .health import HealthPinger
 
             self.health = HealthPinger(self)
             self.health.start()
 
+    def _start_media(self) -> None:
+        mode = self.options.media
+        address = self.options.media_address or self.address
+        if mode == "relay":
+            from ...media.ports import PortAllocator
+            from ...media.relay import MediaRelay
+
+            first, last = self.options.rtp_ports
+            self.relay = MediaRelay(address, PortAllocator(first, last))
+        elif mode == "rtpengine":
+            from ...media.rtpengine import RtpengineRelay
+
+            self.relay = RtpengineRelay(self.options.rtpengine, address=address)
+        elif mode != "off":
+            raise ValueError(f"unknown media mode {mode!r}")
+
     async def stop(self) -> None:
         if self.health is not None:
             self.health.stop()
+        if self.registrations is not None:
+            await self.registrations.stop()
         for call in list(self.calls.values()):
             call.fail(503, "Service Unavailable", (("Retry-After", str(self.options.retry_after)),))
         for task in list(self._tasks):
             task.cancel()
-        if self.endpoint is not None:
+        if self.relay is not None and hasattr(self.relay, "close"):
+            await self.relay.close()
+        if self.endpoint is not None and not self._shared:
             await self.endpoint.close()
         if self.storage is not None and self._own_storage:
             await self.storage.close()
@@ -209,6 +258,83 @@ class Sbc:
     def detach(self, call_id: str, tag: str) -> None:
         self._legs.pop((call_id, tag), None)
 
+    # -- sharing an endpoint ----------------------------------------------------------------------
+
+    def claims(self, request: Request, origin: Origin) -> bool:
+        """Whether a request on a shared listener is the SBC's.
+
+        In-dialog requests are ours when they name one of our legs (Call-ID and our tag).  A
+        new INVITE is ours when it comes from a carrier host or from an address of a
+        customer trunk's ACL, carries credentials of a customer trunk's user, or is for a
+        number listed as a DID; everything else stays with the registrar and proxy.
+        """
+        try:
+            to_tag = request.to.tag
+        except ProtocolError:
+            return False
+        if to_tag:
+            return (request.call_id, to_tag) in self._legs
+        if request.method != INVITE:
+            return False
+        source = origin.peer.host
+        trunks = self.trunks
+        if trunks.carrier_for_source(source) is not None:
+            return True
+        if any(t.acl for t in trunks.customers_for_source(source)):
+            return True
+        for value in request.headers.get_all("Proxy-Authorization"):
+            try:
+                if trunks.customer_for_user(parse_credentials(value, header="Proxy-Authorization").username):
+                    return True
+            except ProtocolError:
+                continue
+        uri = request.uri
+        user = (uri.user_unescaped or uri.user) if isinstance(uri, SipURI) else None
+        if user and trunks.dids:
+            return self.trunks.did_for(dial_digits(user)) is not None
+        return False
+
+    def claims_invite(self, invite_key: TransactionKey) -> bool:
+        """Whether the INVITE a CANCEL refers to is one of our calls."""
+        return invite_key in self.calls or invite_key in self._pending
+
+    def claims_ack(self, ack: Request) -> bool:
+        try:
+            return (ack.call_id, ack.to.tag or "") in self._legs
+        except ProtocolError:
+            return False
+
+    def claims_response(self, response: Response) -> bool:
+        try:
+            return (response.call_id, response.from_.tag or "") in self._legs
+        except ProtocolError:
+            return False
+
+    # -- state for operators ------------------------------------------------------------------------
+
+    async def trunk_rows(self) -> list[dict[str, Any]]:
+        """One row per trunk for ``GET /trunks`` (see :mod:`sipline.ops.admin`)."""
+        now = time.time()
+        states = self.health.states() if self.health is not None else {}
+        rows: list[dict[str, Any]] = []
+        for trunk in (*self.trunks.carriers, *self.trunks.customers):
+            row: dict[str, Any] = {
+                "name": trunk.name,
+                "kind": "carrier" if isinstance(trunk, CarrierTrunk) else "customer",
+                "channels": await self.channels(trunk.name) if self.storage is not None else 0,
+                "max_channels": trunk.max_channels,
+                "max_cps": trunk.max_cps,
+                **self.stats.snapshot(trunk.name, now),
+            }
+            if isinstance(trunk, CarrierTrunk):
+                row["hosts"] = [{"host": str(h), "state": getattr(states.get((trunk.name, str(h))), "value", "up")
+                                 if trunk.options_interval > 0 and self.health is not None else "unchecked"}
+                                for h in trunk.hosts]
+                if self.registrations is not None:
+                    row["registration"] = self.registrations.state(trunk.name)
+            rows.append(row)
+        return rows
+
     # -- TransactionUser --------------------------------------------------------------------------
 
     def respond(self, key: TransactionKey, request: Request, status: int, reason: str | None = None,
@@ -229,6 +355,7 @@ class Sbc:
                 leg.on_request(request, key)
             return
         if request.method == INVITE:
+            self._pending.add(key)
             self.spawn(self._new_call(request, key, origin))
         elif request.method == OPTIONS:
             self.respond(key, request, 200, "OK", (("Allow", ALLOW), ("Accept", "application/sdp")))
@@ -304,11 +431,14 @@ class Sbc:
 
     async def _new_call(self, request: Request, key: TransactionKey, origin: Origin) -> None:
         info = CallInfo()
+        media = self.relay.open(request.call_id) if self.relay is not None else None
         call = B2BCall(self, request, key, origin.peer.transport, info=info,
                        records=self.storage.records if self.storage else None, acquire=self.acquire,
                        sdp_address=self.address, ring_timeout=self.options.ring_timeout,
-                       on_end=lambda c: self._forget(key), on_host_failure=self._host_failed)
+                       on_end=lambda c: self._forget(key), on_host_failure=self._host_failed,
+                       media=media, stats=self.stats)
         self.calls[key] = call
+        self._pending.discard(key)
         if key in self._cancelled:
             self._cancelled.discard(key)
             call.a.on_cancel()
@@ -344,6 +474,8 @@ class Sbc:
         info = call.info
         info.from_trunk = trunk.name
         info.caller_policy = trunk.headers
+        info.media_bypass = trunk.media_bypass
+        self.stats.attempt(trunk.name, time.time())
         plan = self.plan(trunk.plan)
         uri = request.uri
         info.callee = (uri.user_unescaped or uri.user or "") if isinstance(uri, SipURI) else number_of(NameAddr(uri)) or ""
@@ -459,6 +591,7 @@ class Sbc:
                     trunk=name, peer=peer, uri=f"sip:{number}@{domain}",
                     from_=identity.from_, to=NameAddr(parse_uri(f"sip:{number}@{domain}")),
                     headers=tuple(headers), policy=trunk.headers, digest=digest, host_key=(name, str(host)),
+                    codecs=trunk.codecs, media_bypass=trunk.media_bypass,
                 ))
         return targets
 
@@ -517,5 +650,7 @@ class Sbc:
         peer = await self.resolve(uri, "udp")
         to = NameAddr(SipURI("sip", number, None, base.host, base.port))
         kwargs: dict[str, Any] = {"policy": policy} if policy is not None else {}
+        if did.kind == "trunk" and customer.media_bypass:
+            kwargs["media_bypass"] = True
         return [Target(trunk=trunk_name or f"did:{did.number}", peer=peer, uri=str(uri), from_=identity.from_,
                        to=to, headers=identity.headers, **kwargs)]

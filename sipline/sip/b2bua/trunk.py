@@ -20,6 +20,7 @@ plain mappings :mod:`tomllib` produces, so the configuration layer only has to h
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -186,6 +187,8 @@ class CarrierTrunk:
     up_threshold: int = _opt(2, help="Answered OPTIONS in a row that bring a host back up.")
     down_threshold: int = _opt(3, help="Unanswered OPTIONS in a row that mark a host down.")
     headers: HeaderPolicy = _opt(help="Header policy towards this carrier.", factory=HeaderPolicy)
+    media_bypass: bool = _opt(False, help="Leave media out of the relay: SDP addresses pass "
+                              "unchanged (the carrier reaches the caller directly).")
 
     def __post_init__(self) -> None:
         _check_common(self.name, self.max_channels, self.max_cps, self.cps_burst)
@@ -203,6 +206,7 @@ class CarrierTrunk:
 
     @classmethod
     def from_toml(cls, table: Mapping[str, Any], *, key: str = "") -> CarrierTrunk:
+        _known_keys(table, _CARRIER_KEYS, key)
         try:
             hosts = tuple(_host(h) for h in _seq(table.get("hosts", ()), "hosts"))
             return cls(
@@ -222,9 +226,10 @@ class CarrierTrunk:
                 up_threshold=int(table.get("up_threshold", 2)),
                 down_threshold=int(table.get("down_threshold", 3)),
                 headers=HeaderPolicy.from_toml(table.get("headers", {})),
+                media_bypass=_flag(table.get("media_bypass", False), "media_bypass"),
             )
         except TrunkConfigError as exc:
-            raise TrunkConfigError(exc.problem, key=_join(key, exc.key)) from None
+            raise TrunkConfigError(exc.problem, key=_join(key, _field_key(exc, table))) from None
         except (KeyError, TypeError, ValueError, UsageError) as exc:
             raise TrunkConfigError(_problem(exc), key=key) from None
 
@@ -249,6 +254,8 @@ class CustomerTrunk:
     contact: str = _opt("", help="SIP URI DID calls are sent to (sip:pbx.example.net:5060); "
                         "needed to receive calls.")
     headers: HeaderPolicy = _opt(help="Header policy towards this customer.", factory=HeaderPolicy)
+    media_bypass: bool = _opt(False, help="Leave media out of the relay for calls of this "
+                              "trunk: SDP addresses pass unchanged.")
 
     def __post_init__(self) -> None:
         _check_common(self.name, self.max_channels, self.max_cps, self.cps_burst)
@@ -270,6 +277,7 @@ class CustomerTrunk:
 
     @classmethod
     def from_toml(cls, table: Mapping[str, Any], *, key: str = "") -> CustomerTrunk:
+        _known_keys(table, _CUSTOMER_KEYS, key)
         try:
             acl = tuple(ipaddress.ip_network(str(n), strict=False) for n in _seq(table.get("acl", ()), "acl"))
             return cls(
@@ -285,9 +293,10 @@ class CustomerTrunk:
                     table.get("allowed_destinations", ()), "allowed_destinations")),
                 contact=str(table.get("contact", "")),
                 headers=HeaderPolicy.from_toml(table.get("headers", {})),
+                media_bypass=_flag(table.get("media_bypass", False), "media_bypass"),
             )
         except TrunkConfigError as exc:
-            raise TrunkConfigError(exc.problem, key=_join(key, exc.key)) from None
+            raise TrunkConfigError(exc.problem, key=_join(key, _field_key(exc, table))) from None
         except (KeyError, TypeError, ValueError, UsageError) as exc:
             raise TrunkConfigError(_problem(exc), key=key) from None
 
@@ -438,6 +447,35 @@ def _account(table: Mapping[str, Any]) -> DigestAccount | None:
         register=bool(table.get("register", False)),
         register_expires=int(table.get("register_expires", 3600)),
     )
+
+
+_COMMON_KEYS = frozenset({"name", "kind", "username", "password", "realm", "numbers", "format",
+                          "max_channels", "max_cps", "cps_burst", "headers", "media_bypass"})
+_CARRIER_KEYS = _COMMON_KEYS | {"hosts", "domain", "register", "register_expires", "caller_id", "codecs",
+                                "options_interval", "options_timeout", "up_threshold", "down_threshold"}
+_CUSTOMER_KEYS = _COMMON_KEYS | {"acl", "allowed_destinations", "contact"}
+
+
+def _known_keys(table: Mapping[str, Any], known: frozenset[str], key: str) -> None:
+    """Unknown keys are errors: a misspelt ``max_channel`` must not silently mean "no cap"."""
+    if not isinstance(table, Mapping):
+        raise TrunkConfigError(f"expected a table, got {type(table).__name__}", key=key)
+    for name in table:
+        if name not in known:
+            close = difflib.get_close_matches(str(name), sorted(known), n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise TrunkConfigError(f"unknown key{hint}", key=_join(key, str(name)))
+
+
+def _flag(value: Any, what: str) -> bool:
+    if not isinstance(value, bool):
+        raise TrunkConfigError(f"expected true or false, got {value!r}", key=what)
+    return value
+
+
+def _field_key(exc: TrunkConfigError, table: Mapping[str, Any]) -> str:
+    """The failing field's key; validation of the whole trunk names it by trunk name."""
+    return "" if exc.key == str(table.get("name", "")) else exc.key
 
 
 def _join(outer: str, inner: str) -> str:
