@@ -19,9 +19,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from ..errors import ParseError
+from ._lazy import LazyValue, install_fields
 from ._scan import TOKEN_CHARS, quote, split_commas
-from .params import Params
-from .uri import URI, parse_uri
+from .params import Params, lazy_params
+from .uri import SIP_URI_ACCEPT, URI, lazy_sip_uri, parse_uri
 
 __all__ = ["NameAddr", "parse_name_addr", "parse_name_addr_list"]
 
@@ -127,6 +128,56 @@ def _name_addr(uri: URI, display_name: str | None, params: Params, angle: bool) 
     s_display(addr, display_name)
     s_params(addr, params)
     s_angle(addr, angle)
+    return addr
+
+
+# -- the fast accept path ---------------------------------------------------------------------
+#
+# The shape almost every From/To/Route value has on the wire, checked in full by one regular
+# expression: an optional display name (quoted without escapes, or tokens), a sip/sips URI
+# in angle brackets (SIP_URI_ACCEPT: every check parse_uri makes), and header parameters
+# without LWS whose values are tokens/hosts.  q and expires, whose values _finish checks,
+# are left to the complete grammar.  What matches is exactly what the complete parser
+# builds (tests/sip/message/test_fast_paths.py), so the value is kept as text until read.
+#   name-addr = [ display-name ] LAQUOT addr-spec RAQUOT
+#   display-name = *(token LWS) / quoted-string ;  qdtext without quoted-pair here
+_TOKEN_RE = r"[A-Za-z0-9.!%*_+`'~-]+"
+ACCEPT_NAME_ADDR = re.compile(
+    rf'(?:"([^"\\\x00-\x08\x0a-\x1f\x7f]*)"[ \t]*|({_TOKEN_RE}(?: {_TOKEN_RE})*)[ \t]*)?'
+    rf"<({SIP_URI_ACCEPT})>"
+    rf"((?:;(?!(?i:q|expires)(?:[=;]|\Z)){_TOKEN_RE}(?:=[A-Za-z0-9.!%*_+`'~:\[\]-]+)?)*)"
+)
+_ANGLE_SLOT = NameAddr.__dict__["angle"]
+_SET_CLASS = object.__setattr__
+_EMPTY_PARAMS = Params()
+
+
+class _LazyNameAddr(LazyValue, NameAddr):
+    """A :class:`NameAddr` whose :data:`ACCEPT_NAME_ADDR` match waits in ``angle``.
+
+    Loading keeps the URI and the parameters lazy in turn: reading a To tag splits
+    nothing, and the URI is parsed when one of its fields is read.
+    """
+
+    __slots__ = ()
+
+    def _load(self) -> None:
+        quoted, tokens, uri_text, params_text = _ANGLE_SLOT.__get__(self).groups()
+        s_uri, s_display, s_params, s_angle = _NAME_ADDR_SET
+        s_uri(self, lazy_sip_uri(uri_text))
+        s_display(self, quoted if quoted is not None else tokens)
+        s_params(self, lazy_params(params_text) if params_text else _EMPTY_PARAMS)
+        s_angle(self, True)
+        _SET_CLASS(self, "__class__", NameAddr)
+
+
+install_fields(_LazyNameAddr, NameAddr, ("uri", "display_name", "params", "angle"))
+
+
+def lazy_name_addr(match: re.Match[str]) -> NameAddr:
+    """A :class:`NameAddr` parsed on first use from a full match of :data:`ACCEPT_NAME_ADDR`."""
+    addr: NameAddr = _NAME_ADDR_NEW(_LazyNameAddr)
+    _ANGLE_SLOT.__set__(addr, match)
     return addr
 
 

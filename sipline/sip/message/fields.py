@@ -12,8 +12,10 @@ import re
 from dataclasses import dataclass, field, replace
 
 from ..errors import ParseError
+from ._lazy import LazyValue, install_fields
 from ._scan import is_token
-from .params import Params
+from .params import Params, lazy_params
+from .uri import ACCEPT_HOST
 
 __all__ = [
     "Via",
@@ -163,8 +165,45 @@ _FAST_VIA_RE = re.compile(
 )
 
 
+# The same shape checked in full, so that the Via can stay text until read: port in
+# 1..65535 without leading zeros, and no branch flag without a value (the two checks the
+# fast path above makes after matching).
+_ACCEPT_VIA = re.compile(
+    r"SIP/2\.0/([A-Za-z]+) "
+    rf"({ACCEPT_HOST})"
+    r"(?::([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?"
+    r"((?:;(?!(?i:branch)(?:;|\Z))[A-Za-z0-9.!%*_+`'~-]+(?:=[A-Za-z0-9.!%*_+`'~:\[\]-]+)?)*)"
+).fullmatch
+_PARAMS_SLOT = Via.__dict__["params"]
+_NO_PARAMS = Params()
+
+
+class _LazyVia(LazyValue, Via):
+    """A :class:`Via` whose ``_ACCEPT_VIA`` match waits in ``params`` until a field is read."""
+
+    __slots__ = ()
+
+    def _load(self) -> None:
+        transport, host, port, params_text = _PARAMS_SLOT.__get__(self).groups()
+        s_transport, s_host, s_port, s_params, s_protocol = _VIA_SET
+        s_transport(self, transport.upper())
+        s_host(self, host)
+        s_port(self, int(port) if port is not None else None)
+        s_params(self, lazy_params(params_text) if params_text else _NO_PARAMS)
+        s_protocol(self, "SIP/2.0")
+        object.__setattr__(self, "__class__", Via)
+
+
+install_fields(_LazyVia, Via, ("transport", "host", "port", "params", "protocol"))
+
+
 def parse_via(value: str) -> Via:
     """Parse one via-parm.  Raises ParseError naming what is wrong."""
+    accepted = _ACCEPT_VIA(value)
+    if accepted is not None:
+        via: Via = _VIA_NEW(_LazyVia)
+        _PARAMS_SLOT.__set__(via, accepted)
+        return via
     fast = _FAST_VIA_RE.fullmatch(value)
     if fast is not None:
         transport, host, port, params_text = fast.groups()
@@ -212,8 +251,21 @@ class CSeq:
         return f"{self.seq} {self.method}"
 
 
+# The usual shape: up to nine digits (always below 2**31) SP a method of letters.  Its
+# CSeq is built without the frozen dataclass __init__, as _via does.
+_FAST_CSEQ = re.compile(r"([0-9]{1,9}) ([A-Za-z]+)").fullmatch
+_CSEQ_SEQ = CSeq.__dict__["seq"].__set__
+_CSEQ_METHOD = CSeq.__dict__["method"].__set__
+
+
 def parse_cseq(value: str) -> CSeq:
     """Parse ``1*DIGIT LWS Method``; the number must fit in 31 bits (§8.1.1.5)."""
+    fast = _FAST_CSEQ(value)
+    if fast is not None:
+        cseq: CSeq = _VIA_NEW(CSeq)
+        _CSEQ_SEQ(cseq, int(fast[1]))
+        _CSEQ_METHOD(cseq, fast[2])
+        return cseq
     parts = value.split()
     if len(parts) != 2 or not parts[0].isdigit() or not parts[0].isascii():
         raise ParseError(f"malformed CSeq {value[:60]!r}", header="CSeq")

@@ -89,6 +89,10 @@ LIST_HEADERS = frozenset(
     }
 )
 
+#: Typed views derived from one header, cached under their own key ("via:top" is the top
+#: Via alone): a change to the header drops them too.  A new derived view is added here.
+DERIVED_VIEWS: dict[str, tuple[str, ...]] = {"via": ("via:top",)}
+
 _key_cache: dict[str, str] = {}
 _MISSING = object()
 
@@ -227,10 +231,16 @@ class Headers:
     def values_of(self, key: str) -> list[str]:
         """Values of every field with canonical *key*, one per field (fast path)."""
         keys = self._keys
-        if keys.count(key) == 1:
+        n = keys.count(key)
+        if n == 1:
             return [self._values[keys.index(key)]]
         values = self._values
-        return [values[i] for i, k in enumerate(keys) if k == key]
+        out: list[str] = []
+        i = -1
+        for _ in range(n):  # C-level list.index scans, no Python step per other header
+            i = keys.index(key, i + 1)
+            out.append(values[i])
+        return out
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """Value of the first field called *name* (the whole field, commas included)."""
@@ -277,10 +287,13 @@ class Headers:
     def _changed(self, key: str) -> None:
         cache = self._cache
         if cache:
-            # Views are keyed by header key or "key:..." for derived views.
-            prefix = key + ":"
-            for k in [k for k in cache if k == key or k.startswith(prefix)]:
-                del cache[k]
+            # Views are keyed by header key, or by a key of DERIVED_VIEWS[key] for views
+            # derived from it: two dict operations, not a scan of the cache per edit.
+            cache.pop(key, None)
+            derived = DERIVED_VIEWS.get(key)
+            if derived is not None:
+                for view in derived:
+                    cache.pop(view, None)
 
     def _insert(self, i: int, key: str, name: str, value: str) -> None:
         self._keys.insert(i, key)
@@ -375,8 +388,20 @@ class Headers:
         return Headers._from_lists(list(self._keys), list(self._names), list(self._values), list(self._raws))
 
     def lines(self) -> list[str]:
-        """Every field as it goes on the wire, without CRLF."""
-        return [
-            raw if raw is not None else f"{name}: {value}"
-            for name, value, raw in zip(self._names, self._values, self._raws)
-        ]
+        """Every field as it goes on the wire, without CRLF.
+
+        Untouched fields are their original text: copy the list and render only the
+        fields made or changed locally, found with C-level ``list.index`` scans.
+        """
+        out: list[str | None] = self._raws[:]
+        names = self._names
+        values = self._values
+        i = 0
+        try:
+            while True:
+                i = out.index(None, i)
+                out[i] = f"{names[i]}: {values[i]}"
+                i += 1
+        except ValueError:
+            pass
+        return out  # type: ignore[return-value]

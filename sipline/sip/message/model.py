@@ -18,6 +18,7 @@ import re
 
 from ..errors import ParseError
 from .address import NameAddr, parse_name_addr, parse_name_addr_list
+from .address import ACCEPT_NAME_ADDR, lazy_name_addr
 from .address import _name_addr as _new_name_addr
 from .fields import CSeq, Via, parse_cseq, parse_token_list, parse_uint, parse_via
 from .headers import Headers
@@ -67,7 +68,13 @@ _FAST_NAME_ADDR = re.compile(
 
 
 def fast_name_addr(value: str) -> NameAddr:
-    """:func:`.address.parse_name_addr` with a fast path for the common shape."""
+    """:func:`.address.parse_name_addr` with fast paths for the common shapes.
+
+    A value :data:`.address.ACCEPT_NAME_ADDR` matches is kept as text until read.
+    """
+    accepted = _ACCEPT_NAME_ADDR(value)
+    if accepted is not None:
+        return lazy_name_addr(accepted)
     m = _FAST_NAME_ADDR.fullmatch(value)
     if m is None:
         return parse_name_addr(value)
@@ -87,6 +94,7 @@ def fast_name_addr(value: str) -> NameAddr:
 
 
 _NO_PARAMS = Params()
+_ACCEPT_NAME_ADDR = ACCEPT_NAME_ADDR.fullmatch
 
 
 def _name_addr(name: str) -> Callable[[Headers], NameAddr]:
@@ -360,10 +368,9 @@ class Message:
 
     def __bytes__(self) -> bytes:
         headers = self.headers
-        raws = headers._raws
-        lines = headers.lines() if None in raws else raws
+        lines = headers.lines()
         if lines:
-            head = f"{self.start_line()}\r\n{CRLF.join(lines)}\r\n\r\n"  # type: ignore[arg-type]
+            head = f"{self.start_line()}\r\n{CRLF.join(lines)}\r\n\r\n"
         else:
             head = f"{self.start_line()}\r\n\r\n"
         data = head.encode("utf-8", "surrogateescape")

@@ -7,9 +7,11 @@ compares parameter names case-insensitively but a proxy must forward them as wri
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from ._lazy import LazyValue, install_fields
 from ._scan import split_params, unquote
 
 __all__ = ["Params"]
@@ -87,3 +89,66 @@ class Params:
 
 
 _EMPTY = Params()
+
+
+# -- lazily split parameters ------------------------------------------------------------------
+
+_ITEMS = Params.__dict__["items"]
+# name -> search function for _LazyParams.get (names come from code: few, but bounded).
+_GETTERS: dict[str, Callable[[str], re.Match[str] | None]] = {}
+
+
+class _LazyParams(LazyValue, Params):
+    """Parameters kept as their text ``;a=b;c`` until something needs the items.
+
+    Only built (by :func:`lazy_params`) from text already matched by a parser's regular
+    expression: ASCII, ``;name[=value]`` pieces with no ``;``, quote or whitespace inside
+    a name or value.  ``get`` answers from the text; anything else splits it first.
+    """
+
+    __slots__ = ()
+
+    def _load(self) -> None:
+        text: str = _ITEMS.__get__(self)
+        items: list[tuple[str, str | None]] = []
+        for piece in text[1:].split(";"):
+            name, eq, value = piece.partition("=")
+            items.append((name, value if eq else None))
+        _ITEMS.__set__(self, tuple(items))
+        object.__setattr__(self, "__class__", Params)
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        # Params.get without splitting: the first piece whose name matches, found by one
+        # case-insensitive search (the text is ASCII, so re.I folds case as str.lower does).
+        search = _GETTERS.get(name)
+        if search is None:
+            if not name.isascii():
+                self._load()
+                return self.get(name, default)
+            search = re.compile(f";{re.escape(name)}(?:=([^;]*))?(?=;|\\Z)", re.IGNORECASE).search
+            if len(_GETTERS) < 256:
+                _GETTERS[name] = search
+        m = search(_ITEMS.__get__(self))
+        if m is None:
+            return default
+        value: str | None = m[1]
+        return value
+
+    def __bool__(self) -> bool:
+        return True  # never built from empty text
+
+    def __str__(self) -> str:
+        # Params renders ";name[=value]" per item: for the accepted shapes, the text itself.
+        text: str = _ITEMS.__get__(self)
+        return text
+
+
+install_fields(_LazyParams, Params, ("items",))
+_NEW = object.__new__
+
+
+def lazy_params(text: str) -> Params:
+    """A :class:`Params` for non-empty *text* of the shape :class:`_LazyParams` describes."""
+    params: Params = _NEW(_LazyParams)
+    _ITEMS.__set__(params, text)
+    return params

@@ -13,6 +13,8 @@ and where it is; a fuzz test proves nothing else escapes.
 from __future__ import annotations
 
 import re
+from itertools import repeat
+from operator import itemgetter
 
 from ..errors import MessageTooLarge, ParseError, ProtocolError, VersionNotSupported
 from ..limits import DEFAULT_LIMITS, Limits
@@ -140,34 +142,38 @@ def _slow_fields(lines: list[str]) -> tuple[list[str], list[str], list[str], lis
     return keys, names, values, raws
 
 
-def _fast_fields(head: str, lines: list[str]) -> tuple[list[str], list[str], list[str], list[str | None]] | None:
+_PARTITION = str.partition
+_STRIP = str.strip
+_NAME = itemgetter(0)
+_COLON = itemgetter(1)
+_VALUE = itemgetter(2)
+
+
+def _fast_fields(lines: list[str]) -> tuple[list[str], list[str], list[str], list[str | None]] | None:
     """The header lists built with C-level passes, or None when :func:`_slow_fields` must run.
 
-    The common case: no folding, every line ``name: value`` with a name spelled exactly as a
-    previous message spelled it (so already validated, and without WSP before the colon).
+    The common case: every line ``name: value`` with a name spelled exactly as a previous
+    message spelled it (so already validated, and without WSP before the colon).  Each list
+    is one ``map`` over the lines: no Python bytecode runs per header.  A continuation line
+    (folding) starts with WSP, and no name starting with WSP is ever in
+    ``_CLEAN_NAME_KEYS``, so folding falls to the slow path through the ``None`` check.
     """
-    if "\n " in head or "\n\t" in head:
-        return None
     raws = lines[1:]
-    names: list[str] = []
-    values: list[str] = []
-    add_name = names.append
-    add_value = values.append
-    for line in raws:
-        name, colon, value = line.partition(":")
-        if not colon:
-            return None  # a line without a colon: the slow path names it
-        add_name(name)
-        add_value(value.strip(" \t"))
-    keys = list(map(_CLEAN_NAME_KEYS.get, names))
-    if None in keys:
-        return None
+    parts = list(map(_PARTITION, raws, repeat(":")))
+    keys = list(map(_CLEAN_NAME_KEYS.get, map(_NAME, parts)))
+    if None in keys or "" in map(_COLON, parts):
+        return None  # an unknown spelling, folding, or a line without a colon
+    names = list(map(_NAME, parts))
+    values = list(map(_STRIP, map(_VALUE, parts), repeat(" \t")))
     return keys, names, values, raws  # type: ignore[return-value]
 
 
 def parse_head(head: str, limits: Limits = DEFAULT_LIMITS) -> Message:
     """Parse a start line and header section (already decoded, no trailing blank line)."""
-    lines = _split_lines(head)
+    lines = head.split("\r\n")
+    crlf = len(lines) - 1
+    if head.count("\n") != crlf or head.count("\r") != crlf:
+        lines = _split_lines(head)  # bare CR (refused) or bare LF (tolerated)
     start = lines[0]
     # The start line first: its faults (version, method, Request-URI form) decide the answer.
     if start.startswith("SIP/") or start[:4].upper() == "SIP/":
@@ -178,7 +184,7 @@ def parse_head(head: str, limits: Limits = DEFAULT_LIMITS) -> Message:
         request = True
     if len(lines) > limits.max_headers + 1 and sum(1 for line in lines if line[:1] not in (" ", "\t")) > limits.max_headers + 1:
         raise MessageTooLarge(f"too many header fields (more than {limits.max_headers})")
-    fields = _fast_fields(head, lines) if len(lines) > 1 else None
+    fields = _fast_fields(lines) if len(lines) > 1 else None
     if fields is None:
         keys, names, values, raws = _slow_fields(lines)
     else:
@@ -189,10 +195,13 @@ def parse_head(head: str, limits: Limits = DEFAULT_LIMITS) -> Message:
         msg = Request(method, uri, headers, start_line=start)
     else:
         msg = Response(status, reason, headers, start_line=start)
-    if "," in head and keys.count("via") + head.count(",") > limits.max_vias:
-        _check_via_count(headers, limits)
-    elif keys.count("via") > limits.max_vias:
-        raise MessageTooLarge(f"too many Via values (more than {limits.max_vias})")
+    # Via fields plus every comma bound the Via values from above: count them exactly only
+    # when that bound is over the limit (one scan of the head in the common case).
+    if keys.count("via") + head.count(",") > limits.max_vias:
+        if "," in head:
+            _check_via_count(headers, limits)
+        else:
+            raise MessageTooLarge(f"too many Via values (more than {limits.max_vias})")
     return msg
 
 
@@ -250,7 +259,7 @@ def parse_message(
     head = data[start:end].decode("utf-8", "surrogateescape")
     msg = parse_head(head, limits)
     body = data[body_start:]
-    length = msg.content_length
+    length = _content_length(msg)
     if length is not None:
         if len(body) < length:
             raise ParseError(f"Content-Length {length} exceeds the {len(body)} bytes of body received", header="Content-Length")
@@ -266,6 +275,18 @@ def parse_message(
     if validate:
         _validate(msg)
     return msg
+
+
+def _content_length(msg: Message) -> int | None:
+    """``msg.content_length``, with the one plain field of up to nine digits read inline."""
+    headers = msg.headers
+    keys = headers._keys
+    if keys.count("content-length") == 1:
+        text = headers._values[keys.index("content-length")]
+        if len(text) < 10 and text.isdigit() and text.isascii():
+            length = headers._cache["content-length"] = int(text)  # as parse_uint reads it
+            return length
+    return msg.content_length
 
 
 def validate(msg: Message) -> None:

@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import unquote as _pct_decode
 
 from ..errors import ParseError, UsageError
+from ._lazy import LazyValue, install_fields
 from .params import Params
 
 __all__ = [
@@ -437,6 +438,56 @@ def _sip_uri(scheme: str, user: str | None, password: str | None, host: str, por
 
 
 _NO_PARAMS = Params()
+
+
+# -- URIs kept as text ------------------------------------------------------------------------
+#
+# A name-addr fast path (From, To, Route...) checks the whole value with one regular
+# expression and keeps the URI as text until a field of it is read.  SIP_URI_ACCEPT is the
+# part of that expression for the URI: a subset of what parse_uri accepts on its own fast
+# path, with every check parse_uri makes afterwards folded into the pattern -- the host
+# grammar (_FAST_HOST), the port range, and the known parameters: ttl and maddr are left to
+# parse_uri, and values are tokens (transport, method, user must be).
+#   port 0-65535, leading zeros allowed as parse_uri does
+_ACCEPT_PORT = r"(?:[0-9]{1,4}|[0-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+#   ACCEPT_HOST: _FAST_HOST with each domainlabel written as alphanumeric runs joined by
+#   hyphen runs, possessively: the same language without the backtracking.
+ACCEPT_HOST = (
+    rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}"
+    r"|(?:[A-Za-z0-9]++(?:-++[A-Za-z0-9]++)*+\.)*[A-Za-z][A-Za-z0-9]*+(?:-++[A-Za-z0-9]++)*+\.?"
+)
+SIP_URI_ACCEPT = (
+    r"sips?:(?:[A-Za-z0-9_.!~*'()&=+$,-]+@)?"
+    rf"(?:{ACCEPT_HOST})"
+    rf"(?::{_ACCEPT_PORT})?"
+    r"(?:;(?!(?i:ttl|maddr)=)[A-Za-z0-9_.!~*'()-]+(?:=[A-Za-z0-9_.!~*'-]+)?)*"
+)
+_SIP_URI_SLOTS = tuple(
+    SipURI.__dict__[name] for name in ("scheme", "user", "password", "host", "port", "params", "headers")
+)
+_HOST_SLOT = SipURI.__dict__["host"]
+
+
+class _LazySipURI(LazyValue, SipURI):
+    """A :class:`SipURI` whose text (matched by :data:`SIP_URI_ACCEPT`) waits in ``host``."""
+
+    __slots__ = ()
+
+    def _load(self) -> None:
+        parsed = parse_uri(_HOST_SLOT.__get__(self))
+        for slot in _SIP_URI_SLOTS:
+            slot.__set__(self, slot.__get__(parsed))
+        object.__setattr__(self, "__class__", SipURI)
+
+
+install_fields(_LazySipURI, SipURI, ("scheme", "user", "password", "host", "port", "params", "headers"))
+
+
+def lazy_sip_uri(text: str) -> SipURI:
+    """A :class:`SipURI` parsed on first use; *text* must match :data:`SIP_URI_ACCEPT`."""
+    uri: SipURI = _SIP_URI_NEW(_LazySipURI)
+    _HOST_SLOT.__set__(uri, text)
+    return uri
 
 
 @dataclass(frozen=True, slots=True)
