@@ -123,6 +123,7 @@ def sbc_options(config: Config, advertise: str | None = None) -> SbcOptions | No
         timers=config.timers.to_timer_config(),
         ring_timeout=sbc.ring_timeout,
         retry_after=sbc.retry_after,
+        auth_algorithms=tuple(config.auth.algorithms),
         storage_url=config.storage_url,
         health_checks=sbc.health_checks,
         secret=load_secret(config),

@@ -726,6 +726,87 @@ def start_uas(scenario_name: str, workdir: Path, *, port: int, user: str = "bob"
     return process
 
 
+# --------------------------------------------------------------------------- SBC
+
+
+def toml_value(value: object) -> str:
+    """One TOML value: strings, booleans, numbers, lists and (inline) tables."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return _toml_string(value)
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{key} = {toml_value(item)}" for key, item in value.items()) + "}"
+    if isinstance(value, Iterable):
+        return "[" + ", ".join(toml_value(item) for item in value) + "]"
+    raise TypeError(f"no TOML form for {value!r}")
+
+
+def toml_tables(name: str, rows: Iterable[Mapping[str, object]]) -> str:
+    """An array of tables (``[[trunks]]``, ``[[routes]]`` ...), one table per row."""
+    parts = []
+    for row in rows:
+        lines = [f"[[{name}]]"] + [f"{key} = {toml_value(item)}" for key, item in row.items()]
+        parts.append("\n".join(lines) + "\n")
+    return "\n".join(parts)
+
+
+def sipline_admin_get(data: Path, path: str, timeout: float = 5.0) -> object:
+    """GET ``path`` (``/trunks``, ``/calls`` ...) from the admin endpoint of the server
+    whose data directory is ``data`` (its address is in ``data/admin.port``)."""
+    import urllib.request
+
+    text = (data / "admin.port").read_text().strip()
+    host, _, port = text.rpartition(":")
+    url = f"http://{host or LOOPBACK}:{port}{path}"
+    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback
+        return json.loads(response.read())
+
+
+@dataclass(frozen=True, slots=True)
+class SippMessage:
+    """One message of a SIPp ``-trace_msg`` log, as SIPp sent or received it."""
+
+    sent: bool
+    text: str
+
+    @property
+    def first_line(self) -> str:
+        return self.text.split("\n", 1)[0].strip()
+
+    def header(self, name: str) -> list[str]:
+        """Values of header ``name`` (case-insensitive; no compact forms)."""
+        head = self.text.split("\n\n", 1)[0]
+        prefix = name.lower() + ":"
+        return [line.split(":", 1)[1].strip() for line in head.splitlines()[1:]
+                if line.lower().startswith(prefix)]
+
+    @property
+    def body(self) -> str:
+        return self.text.split("\n\n", 1)[1] if "\n\n" in self.text else ""
+
+
+def sipp_messages(path: Path) -> list[SippMessage]:
+    """Parse a SIPp ``-trace_msg`` log into messages, in order (CRLF folded to LF)."""
+    try:
+        text = path.read_text(errors="replace").replace("\r\n", "\n")
+    except OSError:
+        return []
+    messages: list[SippMessage] = []
+    for chunk in text.split("\n-----------------------------------------------")[0:]:
+        lines = chunk.lstrip("-").split("\n")
+        # lines[0]: the time stamp; lines[1]: "UDP message sent (N bytes):" or "... received [N] bytes :"
+        if len(lines) < 3 or " message " not in lines[1]:
+            continue
+        sent = " message sent" in lines[1]
+        body = "\n".join(lines[2:]).strip("\n")
+        if body:
+            messages.append(SippMessage(sent=sent, text=body + "\n"))
+    return messages
+
+
 # --------------------------------------------------------------------------- baresip
 
 

@@ -198,7 +198,7 @@ class B2BCall:
             self._fail_caller(488, "Not Acceptable Here", ())
         elif self._limit_hit:
             trunk, _, kind = self._limit_hit.partition(":")
-            status, phrase, headers = limit_rejection(kind, trunk, 1)
+            status, phrase, headers = limit_rejection(kind, trunk, self.host.retry_after)
             self._fail_caller(status, phrase, headers)
         else:
             self._fail_caller(503, "Service Unavailable", ())
@@ -225,7 +225,7 @@ class B2BCall:
             except PortsExhausted:
                 log.warning("[%s] media relay ports exhausted", self.call_id)
                 await self._leave_trunk()
-                self._fail_caller(503, "Service Unavailable", (("Retry-After", "5"),
+                self._fail_caller(503, "Service Unavailable", (("Retry-After", str(self.host.retry_after)),
                                   ("Reason", 'SIP;cause=503;text="media ports exhausted"')))
                 return
             if self.ended is not None:

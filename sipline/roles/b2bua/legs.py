@@ -58,6 +58,8 @@ class LegHost(Protocol):
     endpoint: Endpoint
     ids: IdSource
     timers: TimerConfig
+    #: Retry-After seconds for calls refused by a limit.
+    retry_after: int
 
     def via(self, transport: str) -> str: ...
 

@@ -90,6 +90,8 @@ class SbcOptions:
     ring_timeout: float = 120.0
     #: Retry-After (seconds) on calls refused by a channel or CPS cap.
     retry_after: int = 5
+    #: Digest algorithms offered to customer trunks, strongest first.
+    auth_algorithms: tuple[str, ...] = ("SHA-256", "MD5")
     storage_url: str = "memory://"
     health_checks: bool = True
     secret: bytes = b""
@@ -115,6 +117,7 @@ class Sbc:
         self.trunks = options.trunks
         self.ids: IdSource = SecureIdSource()
         self.timers = options.timers
+        self.retry_after = options.retry_after
         self.storage = storage
         self._own_storage = storage is None
         self.endpoint: Endpoint = None  # type: ignore[assignment]  # set by start()
@@ -129,7 +132,7 @@ class Sbc:
         self._cancelled: set[TransactionKey] = set()
         secret = options.secret or self.ids.token(32).encode()
         nonces = NonceFactory(secret, 300.0, make_salt=lambda: self.ids.token(4))
-        self.digest = DigestServer(options.realm, nonces, algorithms=("SHA-256", "MD5"))
+        self.digest = DigestServer(options.realm, nonces, algorithms=options.auth_algorithms)
         self.health: Any = None
         self.stats = StatsBook()
         #: The media relay (built-in or rtpengine), None when media is not anchored.

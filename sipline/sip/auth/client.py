@@ -106,7 +106,8 @@ def build_credentials(
         uri=uri,
         response=response,
         algorithm=challenge.algorithm,
-        cnonce=cnonce,
+        # RFC 7616 §3.4: no cnonce without qop (RFC 2069 compatibility), except -sess.
+        cnonce=cnonce if qop is not None or algo.session else None,
         opaque=challenge.opaque,
         qop=qop,
         nc=nc if qop is not None else None,
