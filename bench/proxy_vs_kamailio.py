@@ -33,6 +33,22 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests" / "interop"))
 import harness  # noqa: E402
 
+
+SIPLINE_WORKERS = 1
+
+
+def sipline_workers(count: int) -> None:
+    """Run sipline with ``workers = count`` (sipline.ops.workers).
+
+    Until sipline/ops/cli.py carries the workers hook, ``python -m sipline.ops.workers``
+    is the same CLI with the hook applied; with one worker the plain CLI runs.
+    """
+    global SIPLINE_WORKERS
+    SIPLINE_WORKERS = count
+    if count > 1:
+        command = harness.sipline_command()
+        harness.sipline_command = lambda: [*command[:-1], "sipline.ops.workers"]  # type: ignore[assignment]
+
 CALLEE = "1000"  # numeric, so that sipline's prefix:1 static route matches
 
 
@@ -43,7 +59,7 @@ def start_server(kind: str, workdir: Path, uas_port: int, workers: int) -> harne
         return harness.start_kamailio(
             workdir, HERE / "kamailio-proxy.cfg", binary=binary,
             defines={"NEXT_HOP": f'"{next_hop}"', "WORKERS": str(workers)})
-    config = harness.sipline_config(
+    config = f"workers = {SIPLINE_WORKERS}\n" + harness.sipline_config(
         static_routes=[("prefix:1", f"{next_hop};transport=udp")],
         require_auth_for_local_callers=False, log_level="warning")
     return harness.start_sipline(workdir, config=config)
@@ -91,11 +107,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="failed-call ratio a step may reach (default 0.001 = 0.1%%)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="Kamailio worker processes (default: cores)")
+    parser.add_argument("--sipline-workers", type=int, default=os.cpu_count() or 1,
+                        help="sipline worker processes (default: cores)")
     parser.add_argument("--budget", type=float, default=600,
                         help="upper bound in seconds on one server's whole search")
     parser.add_argument("--keep", action="store_true", help="keep the logs directory")
     parser.add_argument("--write", action="store_true", help="append the table to bench/RESULTS.md")
     args = parser.parse_args(argv)
+    sipline_workers(args.sipline_workers)
 
     servers = args.only or ["sipline", "kamailio"]
     root = Path(tempfile.mkdtemp(prefix="sipline-bench-proxy-"))
@@ -110,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(root, ignore_errors=True)
     title = (f"Stateful record-routing proxy, UDP, SIPp uac_call -> uas_answer, "
              f"{args.seconds:g} s steps x{args.factor:g} from {args.start:g}/s, "
-             f"{os.cpu_count()} cores, Kamailio workers {args.workers}")
+             f"{os.cpu_count()} cores, Kamailio workers {args.workers}, "
+             f"sipline workers {args.sipline_workers}")
     table = harness.comparison_table(title, "calls", results)
     print()
     print(table)

@@ -32,6 +32,22 @@ sys.path.insert(0, str(HERE.parent / "tests" / "interop"))
 import harness  # noqa: E402
 
 
+SIPLINE_WORKERS = 1
+
+
+def sipline_workers(count: int) -> None:
+    """Run sipline with ``workers = count`` (sipline.ops.workers).
+
+    Until sipline/ops/cli.py carries the workers hook, ``python -m sipline.ops.workers``
+    is the same CLI with the hook applied; with one worker the plain CLI runs.
+    """
+    global SIPLINE_WORKERS
+    SIPLINE_WORKERS = count
+    if count > 1:
+        command = harness.sipline_command()
+        harness.sipline_command = lambda: [*command[:-1], "sipline.ops.workers"]  # type: ignore[assignment]
+
+
 def users(count: int) -> list[tuple[str, str]]:
     return [(f"user{index:05d}", f"pw{index:05d}x") for index in range(count)]
 
@@ -44,7 +60,7 @@ def start_server(kind: str, workdir: Path, pool: list[tuple[str, str]],
             workdir, HERE / "kamailio-registrar.cfg", binary=harness.find_binary("kamailio"),
             defines={"WITH_AUTH": None, "DBURL": f'"{url}"', "WORKERS": str(workers)})
     print(f"  adding {len(pool)} users with `sipline users add` ...")
-    config = harness.sipline_config(log_level="warning")
+    config = f"workers = {SIPLINE_WORKERS}\n" + harness.sipline_config(log_level="warning")
     return harness.start_sipline(workdir, config=config, users=pool, timeout=30)
 
 
@@ -83,9 +99,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="failed ratio a step may reach (default 0.001 = 0.1%%)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="Kamailio worker processes (default: cores)")
+    parser.add_argument("--sipline-workers", type=int, default=os.cpu_count() or 1,
+                        help="sipline worker processes (default: cores)")
     parser.add_argument("--keep", action="store_true", help="keep the logs directory")
     parser.add_argument("--write", action="store_true", help="append the table to bench/RESULTS.md")
     args = parser.parse_args(argv)
+    sipline_workers(args.sipline_workers)
 
     servers = args.only or ["sipline", "kamailio"]
     root = Path(tempfile.mkdtemp(prefix="sipline-bench-register-"))
@@ -100,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(root, ignore_errors=True)
     title = (f"Registrar, digest MD5, UDP, SIPp register_auth over {args.users} users, "
              f"{args.seconds:g} s steps x{args.factor:g} from {args.start:g}/s, "
-             f"{os.cpu_count()} cores, Kamailio workers {args.workers}")
+             f"{os.cpu_count()} cores, Kamailio workers {args.workers}, "
+             f"sipline workers {args.sipline_workers}")
     table = harness.comparison_table(title, "registrations", results)
     print()
     print(table)

@@ -310,6 +310,11 @@ def run(
     """
     if setup_log:
         setup_logging(config.logging)
+    if config.workers > 1 and server_factory is None:
+        # Forking must happen before any event loop exists.
+        from sipline.ops.workers import serve_workers
+
+        return serve_workers(config, run, reload_config=reload_config, config_path=config_path, out=out)
     factory = server_factory or _default_server_factory()
     stream = out if out is not None else sys.stdout
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:

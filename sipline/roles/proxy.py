@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import ipaddress
 import importlib.util
 import logging
 import time
@@ -121,6 +122,10 @@ class ProxyRole:
         self.resolver = resolver
         self._calls: dict[TransactionKey, _Call] = {}
         self.stats: dict[str, int] = {"requests": 0, "forwarded": 0, "refused": 0}
+        # RFC 3263 answers for numeric hosts need no DNS and never change: kept, so that a
+        # branch to an IP address is sent without a task or a trip through the resolver.
+        self._numeric: dict[tuple[object, ...], Peer] = {}
+        self._is_ip: dict[str, bool] = {}
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -137,11 +142,22 @@ class ProxyRole:
         return isinstance(uri, SipURI) and uri.user is None and self.server.is_own_host(uri.host, uri.port)
 
     def _own_vias(self) -> list[str]:
-        return [f"{self.server.advertised_host(p)}:{p.port}".lower() for p in self.server.listening]
+        own = [*self.server.listening, *self._endpoint.transports.private_ports]
+        return [f"{self.server.advertised_host(p)}:{p.port}".lower() for p in own]
 
     def _local(self, transport: str) -> Peer:
+        """Our address on *transport* as others should reach it (Record-Route)."""
         transports = self._endpoint.transports
         local = transports.local_for(transport) or transports.local_for("udp") or self.server.listening[0]
+        return Peer(transport, self.server.advertised_host(local), local.port)
+
+    def _via_local(self, transport: str) -> Peer:
+        """Our Via sent-by for a request sent on *transport*: in worker mode this worker's
+        own UDP port, so that responses come back to the process holding the transaction."""
+        transports = self._endpoint.transports
+        local = transports.via_local(transport)
+        if local is None:
+            return self._local(transport)
         return Peer(transport, self.server.advertised_host(local), local.port)
 
     # -- requests ----------------------------------------------------------------------
@@ -307,7 +323,8 @@ class ProxyRole:
     def _drive(self, call: _Call) -> None:
         for action in call.context.drain_actions():
             if isinstance(action, ForwardRequest):
-                self.server.spawn(self._forward(call, action.branch_id, action.target))
+                # Soon, not now: sending may deliver a response that drives this call again.
+                asyncio.get_running_loop().call_soon(self._forward_soon, call, action.branch_id, action.target)
             elif isinstance(action, CancelBranch):
                 self._cancel_branch(call, action.branch_id)
             elif isinstance(action, SendUpstream):
@@ -340,11 +357,36 @@ class ProxyRole:
             call.timer.cancel()
         self._calls.pop(call.key, None)
 
+    def _forward_soon(self, call: _Call, branch_id: int, target: URI) -> None:
+        """Send a branch at once when its destination is known without DNS, else in a task."""
+        try:
+            found = self._destination_now(call, target, call.bindings.get(str(target)))
+        except (ProtocolError, SiplineError) as exc:
+            log.info("[%s] cannot forward to %s: %s", call.request.call_id, target, exc)
+            call.context.on_branch_error(branch_id, time.monotonic())
+            self._drive(call)
+            return
+        if found is None:
+            self.server.spawn(self._forward(call, branch_id, target))
+        else:
+            self._send_branch(call, branch_id, target, *found)
+
     async def _forward(self, call: _Call, branch_id: int, target: URI) -> None:
         request = call.request
         binding = call.bindings.get(str(target))
         try:
             dest, push = await self._destination(call, target, binding)
+        except (ProtocolError, SiplineError, OSError) as exc:
+            log.info("[%s] cannot forward to %s: %s", request.call_id, target, exc)
+            call.context.on_branch_error(branch_id, time.monotonic())
+            self._drive(call)
+            return
+        self._send_branch(call, branch_id, target, dest, push)
+
+    def _send_branch(self, call: _Call, branch_id: int, target: URI, dest: Destination,
+                     push: tuple[str, ...]) -> None:
+        request = call.request
+        try:
             local = self._local(dest.peer.transport)
             branch = compose_branch(self.server.ids.branch(), call.loop)
             record_route = None
@@ -352,9 +394,10 @@ class ProxyRole:
                 rr_params = (("lr", None),) if local.transport == "udp" else (("transport", local.transport), ("lr", None))
                 rr_uri = SipURI("sip", None, None, local.host, local.port, Params(rr_params))
                 record_route = NameAddr(rr_uri)
+            via = self._via_local(dest.peer.transport)
             out = prepare_forward(
                 request, target,
-                via=f"SIP/2.0/{local.transport.upper()} {_host(local.host)}:{local.port};rport",
+                via=f"SIP/2.0/{via.transport.upper()} {_host(via.host)}:{via.port};rport",
                 branch=branch,
                 record_route=record_route,
                 inbound_transport=call.origin.peer.transport,
@@ -379,8 +422,9 @@ class ProxyRole:
 
         self._endpoint.send_request(out, dest, ClientCallbacks(on_response, on_failure))
 
-    async def _destination(self, call: _Call, target: URI, binding: Binding | None) -> tuple[Destination, tuple[str, ...]]:
-        """Where a branch goes: the registering flow for a NATed binding, else RFC 3263."""
+    def _hop(self, call: _Call, target: URI, binding: Binding | None) -> tuple[Destination | URI, tuple[str, ...]]:
+        """Where a branch goes: the registering flow for a NATed binding, else the URI to
+        resolve (RFC 3263)."""
         push: tuple[str, ...] = ()
         if binding is not None:
             push = tuple(binding.path)
@@ -397,18 +441,61 @@ class ProxyRole:
         else:
             routes = call.request.routes
             hop = routes[0].uri if routes else target
+        return hop, push
+
+    def _destination_now(self, call: _Call, target: URI, binding: Binding | None) -> tuple[Destination, tuple[str, ...]] | None:
+        hop, push = self._hop(call, target, binding)
+        if isinstance(hop, Destination):
+            return hop, push
+        peer = self.resolve_now(hop)
+        return None if peer is None else (Destination(peer), push)
+
+    async def _destination(self, call: _Call, target: URI, binding: Binding | None) -> tuple[Destination, tuple[str, ...]]:
+        hop, push = self._hop(call, target, binding)
+        if isinstance(hop, Destination):
+            return hop, push
         return Destination(await self.resolve(hop)), push
+
+    def _numeric_key(self, uri: URI) -> tuple[object, ...] | None:
+        """Cache key for *uri* when RFC 3263 needs no DNS for it (a numeric host)."""
+        if not isinstance(uri, SipURI):
+            return None
+        host = uri.maddr or uri.host
+        numeric = self._is_ip.get(host)
+        if numeric is None:
+            numeric = _is_ip_literal(host)
+            if len(self._is_ip) > 4096:
+                self._is_ip.clear()
+            self._is_ip[host] = numeric
+        if not numeric:
+            return None
+        return (uri.scheme, uri.host, uri.port, uri.transport, uri.maddr, self.server.transports_available())
+
+    def resolve_now(self, uri: URI) -> Peer | None:
+        """The answer of :meth:`resolve` when it is known without asking DNS, else None."""
+        key = self._numeric_key(uri)
+        return None if key is None else self._numeric.get(key)
 
     async def resolve(self, uri: URI) -> Peer:
         """RFC 3263: the first transport address for *uri*."""
         if isinstance(uri, TelURI) or not isinstance(uri, SipURI):
             raise UsageError(f"cannot route to {uri}")
+        key = self._numeric_key(uri)
+        if key is not None:
+            known = self._numeric.get(key)
+            if known is not None:
+                return known
         targets = await locate(
             LocateTarget(uri.scheme, uri.host, uri.port, uri.transport, uri.maddr), self.resolver,
             transports=self.server.transports_available(),
         )
         first = targets[0]
-        return Peer(first.transport, first.address, first.port or default_port(first.transport))
+        peer = Peer(first.transport, first.address, first.port or default_port(first.transport))
+        if key is not None:
+            if len(self._numeric) > 4096:
+                self._numeric.clear()
+            self._numeric[key] = peer
+        return peer
 
     def _cancel_branch(self, call: _Call, branch_id: int) -> None:
         sent = call.branches.get(branch_id)
@@ -441,7 +528,15 @@ class ProxyRole:
             return
         if not ack.routes and self._is_own_uri(ack.uri):
             return  # an ACK for a 2xx we generated ourselves
-        self.server.spawn(self._forward_stateless(ack, loop))
+        hop = ack.routes[0].uri if ack.routes else ack.uri
+        peer = self.resolve_now(hop) if ack.routes or not self._local_aor(hop) else None
+        if peer is not None:
+            self._send_stateless(ack, loop, peer)
+        else:
+            self.server.spawn(self._forward_stateless(ack, loop))
+
+    def _local_aor(self, uri: URI) -> bool:
+        return isinstance(uri, SipURI) and uri.user is not None and uri.host.lower() in self.server.options.domains
 
     async def _forward_stateless(self, request: Request, loop: str) -> None:
         try:
@@ -456,7 +551,14 @@ class ProxyRole:
                     return
                 hop = parse_uri(found[0].contact)
             peer = await self.resolve(hop)
-            local = self._local(peer.transport)
+        except (ProtocolError, SiplineError, OSError) as exc:
+            log.info("[%s] cannot forward %s: %s", request.call_id, request.method, exc)
+            return
+        self._send_stateless(request, loop, peer)
+
+    def _send_stateless(self, request: Request, loop: str, peer: Peer) -> None:
+        try:
+            local = self._via_local(peer.transport)
             branch = compose_branch(self.server.ids.branch(), loop)
             out = prepare_forward(request, request.uri, via=f"SIP/2.0/{local.transport.upper()} "
                                   f"{_host(local.host)}:{local.port};rport", branch=branch)
@@ -492,6 +594,14 @@ class ProxyRole:
             }
             for c in self._calls.values()
         ]
+
+
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 def _host(host: str) -> str:

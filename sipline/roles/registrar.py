@@ -87,6 +87,14 @@ class _Refused(Exception):
         self.decision = decision
 
 
+class _Unchanged(Exception):
+    """Carries a decision that writes nothing (a query) out of an atomic update."""
+
+    def __init__(self, decision: RegisterAccepted) -> None:
+        super().__init__("nothing to write")
+        self.decision = decision
+
+
 class Registrar:
     """Handles REGISTER for the domains of ``policy`` (RFC 3261 §10.3).
 
@@ -181,22 +189,30 @@ class Registrar:
         connection_id: str | None,
     ) -> RegisterDecision:
         """Decide on a snapshot; write through compare-and-swap only if something changes."""
+        atomic = hasattr(self._location, "update_atomically")
         try:
-            first = decide_register(request, await self._location.snapshot(aor, now), now, self.policy)
-            if isinstance(first, RegisterRejected) or first.changes_nothing:
-                return first
+            if not atomic:
+                # Most REGISTERs change something (a refresh moves the expiry), so a store
+                # that decides and writes under one lock skips this read.
+                first = decide_register(request, await self._location.snapshot(aor, now), now, self.policy)
+                if isinstance(first, RegisterRejected) or first.changes_nothing:
+                    return first
             accepted: list[RegisterAccepted] = []
 
             def decide(current: BindingSet) -> BindingChanges:
                 decision = decide_register(request, current, now, self.policy)
                 if isinstance(decision, RegisterRejected):
                     raise _Refused(decision)
+                if atomic and decision.changes_nothing:
+                    raise _Unchanged(decision)
                 accepted.append(decision)
                 return self._changes(request, decision, source, connection_id)
 
             stored = await transact(self._location, aor, decide, now, attempts=self._attempts)
         except _Refused as refused:
             return refused.decision
+        except _Unchanged as unchanged:
+            return unchanged.decision
         except TooManyBindings:
             return too_many_bindings()
         except StaleBindingSet:

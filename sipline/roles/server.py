@@ -142,7 +142,7 @@ class Server:
         secret = opts.secret or secrets.token_bytes(32)
         # A random salt per nonce: two challenges issued in the same millisecond must differ,
         # or the second client's nc=1 looks like a replay of the first's.
-        nonces = NonceFactory(secret, opts.nonce_lifetime, make_salt=lambda: secrets.token_hex(4))
+        nonces = NonceFactory(secret, opts.nonce_lifetime, make_salt=lambda: self.ids.token(4))
         policy = RegistrarPolicy(frozenset(opts.domains), default_expires=opts.default_expires,
                                  min_expires=opts.min_expires, max_expires=opts.max_expires,
                                  max_contacts=opts.max_contacts)
@@ -227,6 +227,10 @@ class Server:
         for peer in self.listening:
             if peer.host == host and (port is None or port == peer.port):
                 return True
+        if port is not None and self.endpoint is not None:
+            for peer in self.endpoint.transports.private_ports:  # worker mode: our own port
+                if peer.host == host and port == peer.port:
+                    return True
         return False
 
     def respond(self, key: TransactionKey, request: Request, status: int, reason: str | None = None,

@@ -193,7 +193,7 @@ class Endpoint:
                 # §18.1.1: the Via already says UDP; the request goes over TCP with the same
                 # branch, and a response comes back on that connection.
                 peer = Peer("tcp", peer.host, peer.port)
-            transports.send(data, peer, connection=destination.connection)
+            transports.send(data, peer, connection=destination.connection, outbound=True)
         elif isinstance(destination, Origin):
             transports.send(data, destination.peer, connection=destination.connection)
         elif isinstance(destination, Peer):

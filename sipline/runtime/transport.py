@@ -29,6 +29,7 @@ from ..sip.limits import DEFAULT_LIMITS, Limits
 from ..sip.message import KeepAlivePing, Message, Request, StreamFramer, parse_message
 from ..sip.message.rejection import rejection_for
 from ..sip.transport import Peer, stamp_received
+from . import dispatch
 
 __all__ = ["Origin", "TransportManager", "StreamConnection", "TransportConfig"]
 
@@ -103,18 +104,29 @@ class _Receiver:
 
 
 class _DatagramProtocol(asyncio.DatagramProtocol):
-    def __init__(self, manager: TransportManager, local: Peer) -> None:
+    def __init__(self, manager: TransportManager, local: Peer,
+                 group: dispatch.WorkerGroup | None = None) -> None:
         self.manager = manager
         self.local = local
         self.receiver = _Receiver(manager)
         self.transport: asyncio.DatagramTransport | None = None
+        #: Set on a port shared by several workers: datagrams of other workers' calls are
+        #: relayed to them (see sipline.runtime.dispatch).
+        self.group = group
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
-        if not data.strip(b"\r\n\x00 "):
+        if len(data) < 64 and not data.strip(b"\r\n\x00 "):
             return  # keep-alive (CRLF or NUL) packets from NATed phones
+        group = self.group
+        if group is not None:
+            owner = group.owner(data)
+            if owner != group.index:
+                if not group.relay(owner, data, (str(addr[0]), int(addr[1])), self.local.port):
+                    self.manager.stats["relay_drops"] += 1
+                return
         origin = Origin(_peer_of("udp", addr), self.local, None, self.manager.loop.time())
         self.receiver.handle(data, origin, True)
 
@@ -225,8 +237,13 @@ class TransportManager:
         self._connections: dict[tuple[str, str, int], StreamConnection] = {}
         self._connecting: dict[tuple[str, str, int], StreamConnection] = {}
         self._tag_source = tag_source
-        self.stats: dict[str, int] = {"received": 0, "sent": 0, "malformed": 0, "send_errors": 0}
+        self.stats: dict[str, int] = {"received": 0, "sent": 0, "malformed": 0, "send_errors": 0,
+                                      "relay_drops": 0}
         self._idle_handle: asyncio.TimerHandle | None = None
+        #: Worker mode (sipline.runtime.dispatch): shared listeners, an inbox, an own port.
+        self._group = dispatch.current()
+        self._private: dict[str, _DatagramProtocol] = {}
+        self._inbox: socket.socket | None = None
 
     def id_tag(self) -> str | None:
         return self._tag_source() if self._tag_source is not None else None
@@ -240,6 +257,8 @@ class TransportManager:
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
             sock = socket.socket(family, socket.SOCK_DGRAM)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if self._group is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             try:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
             except OSError:  # pragma: no cover - kernel limits
@@ -248,9 +267,11 @@ class TransportManager:
             bound = _peer_of("udp", sock.getsockname())
             local = Peer("udp", host if host not in ("0.0.0.0", "::") else bound.host, bound.port)
             _, protocol = await self.loop.create_datagram_endpoint(
-                lambda: _DatagramProtocol(self, local), sock=sock
+                lambda: _DatagramProtocol(self, local, self._group), sock=sock
             )
             self._udp[local] = protocol
+            if self._group is not None:
+                await self._open_private(local, family)
             return local
         if transport in ("tcp", "tls"):
             ctx = None
@@ -259,7 +280,8 @@ class TransportManager:
                     raise ValueError("a TLS listener needs a certificate and key")
                 ctx = self.server_tls
             server = await self.loop.create_server(
-                lambda: StreamConnection(self, transport), host, port, ssl=ctx, reuse_address=True
+                lambda: StreamConnection(self, transport), host, port, ssl=ctx, reuse_address=True,
+                reuse_port=self._group is not None or None,
             )
             sockname = server.sockets[0].getsockname()
             local = Peer(transport, host, int(sockname[1]))
@@ -268,9 +290,75 @@ class TransportManager:
             return local
         raise ValueError(f"unsupported transport {transport!r}")
 
+    async def _open_private(self, shared: Peer, family: int) -> None:
+        """Worker mode: this worker's own UDP port (Via sent-by of what it forwards), and
+        the reader of its inbox of datagrams relayed by the other workers."""
+        group = self._group
+        assert group is not None
+        key = "v6" if family == socket.AF_INET6 else "v4"
+        if key not in self._private:
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+            except OSError:  # pragma: no cover - kernel limits
+                pass
+            sock.bind((shared.host, 0))
+            local = Peer("udp", shared.host, _peer_of("udp", sock.getsockname()).port)
+            _, protocol = await self.loop.create_datagram_endpoint(
+                lambda: _DatagramProtocol(self, local), sock=sock
+            )
+            self._private[key] = protocol
+        if self._inbox is None:
+            self._inbox = group.inboxes[group.index]
+            self.loop.add_reader(self._inbox.fileno(), self._read_inbox)
+
+    def _read_inbox(self) -> None:
+        inbox, group = self._inbox, self._group
+        if inbox is None or group is None:
+            return
+        now = self.loop.time()
+        for _ in range(64):  # then let the loop breathe; the reader fires again
+            try:
+                packet, sender = inbox.recvfrom(1 << 17)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # pragma: no cover - inbox torn down
+                log.debug("worker inbox: %s", exc)
+                return
+            if not group.trusted(sender):
+                continue
+            relayed = dispatch.decode_relay(packet)
+            if relayed is None:
+                continue
+            data, addr, local_port = relayed
+            protocol = self._udp_listener(local_port, addr[0])
+            if protocol is None:
+                continue
+            origin = Origin(_peer_of("udp", addr), protocol.local, None, now)
+            protocol.receiver.handle(data, origin, True)
+
+    def _udp_listener(self, port: int, remote_host: str) -> _DatagramProtocol | None:
+        want_v6 = ":" in remote_host
+        for local, protocol in self._udp.items():
+            if local.port == port and (":" in local.host) == want_v6:
+                return protocol
+        return self._udp_for(remote_host)
+
     @property
     def listeners(self) -> list[Peer]:
         return list(self._udp) + list(self._servers)
+
+    @property
+    def private_ports(self) -> list[Peer]:
+        """Worker mode: this worker's own UDP addresses (empty otherwise)."""
+        return [protocol.local for protocol in self._private.values()]
+
+    def via_local(self, transport: str) -> Peer | None:
+        """The address for the Via of a request we send: in worker mode this worker's own
+        UDP port, so responses reach the worker holding the client transaction."""
+        if transport.lower() == "udp" and self._private:
+            return next(iter(self._private.values())).local
+        return self.local_for(transport)
 
     def local_for(self, transport: str) -> Peer | None:
         """A listening address for *transport*, used as Via sent-by."""
@@ -341,8 +429,12 @@ class TransportManager:
 
     # -- sending -----------------------------------------------------------------------
 
-    def send(self, data: bytes, peer: Peer, *, connection: StreamConnection | None = None) -> None:
+    def send(self, data: bytes, peer: Peer, *, connection: StreamConnection | None = None,
+             outbound: bool = False) -> None:
         """Send *data* to *peer*, on *connection* if given and still open.
+
+        ``outbound`` marks a request we originate or forward: in worker mode a UDP one
+        leaves from this worker's own port, the port its Via names.
 
         Never raises for network conditions: failures are reported to ``on_error`` so the
         transaction layer can turn them into a 503-equivalent (§8.1.3.1).
@@ -352,7 +444,7 @@ class TransportManager:
         self.stats["sent"] += 1
         transport = peer.transport
         if transport == "udp":
-            protocol = self._udp_for(peer.host)
+            protocol = self._private_for(peer.host) if outbound and self._private else self._udp_for(peer.host)
             if protocol is None or protocol.transport is None:
                 self.on_error(peer, ConnectionError("no UDP listener to send from"))
                 return
@@ -376,6 +468,10 @@ class TransportManager:
             self.stats["send_errors"] += 1
             self.on_error(peer, exc)
 
+    def _private_for(self, host: str) -> _DatagramProtocol | None:
+        own = self._private.get("v6" if ":" in host else "v4")
+        return own if own is not None else self._udp_for(host)
+
     def _udp_for(self, host: str) -> _DatagramProtocol | None:
         want_v6 = ":" in host
         fallback = None
@@ -391,7 +487,10 @@ class TransportManager:
             self._idle_handle = None
         for server in self._servers.values():
             server.close()
-        for protocol in self._udp.values():
+        if self._inbox is not None:
+            self.loop.remove_reader(self._inbox.fileno())
+            self._inbox = None
+        for protocol in [*self._udp.values(), *self._private.values()]:
             if protocol.transport is not None:
                 protocol.transport.close()
         for conn in list(self._connections.values()) + list(self._connecting.values()):

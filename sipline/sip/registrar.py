@@ -223,6 +223,8 @@ def check_require(request: Request, policy: RegistrarPolicy) -> RegisterRejected
         required = request.require
     except ParseError as exc:
         return _reject(400, "Bad Request", exc.reason)
+    if not required:
+        return None
     supported = {tag.lower() for tag in policy.supported}
     missing = [tag for tag in required if tag.lower() not in supported]
     if missing:

@@ -90,13 +90,18 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
 )
 
+#: Seconds between WAL checkpoints of a file database (on the worker thread).
+CHECKPOINT_INTERVAL = 1.0
+
 #: The schema version this code writes.
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 
 def _connect(path: str) -> sqlite3.Connection:
     # isolation_level=None: we issue BEGIN/COMMIT ourselves, the module must not.
-    conn = sqlite3.connect(path, isolation_level=None, timeout=5.0)
+    # check_same_thread=False: created on the worker thread, the writer of a file database
+    # is then used on the event loop's thread (see SqliteDatabase); never two at once.
+    conn = sqlite3.connect(path, isolation_level=None, timeout=5.0, check_same_thread=False)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA journal_mode=WAL")
     # NORMAL in WAL mode survives a process crash; only an OS crash may lose the last
@@ -134,7 +139,30 @@ def _migrate(conn: sqlite3.Connection) -> int:
 
 
 class SqliteDatabase:
-    """A file, the connection to it and the one thread allowed to touch that connection."""
+    """A file, its connections, and the worker thread for what may wait on the disk.
+
+    Measured under SIPp load (bench/register_vs_kamailio.py, 2026-11-22 notes in
+    bench/RESULTS.md): shipping every statement to a worker thread cost more than the
+    statement -- a future, a self-pipe wake-up, and above all the GIL bouncing between the
+    loop and a thread running Python -- so, for a file database:
+
+    * Reads run at once on the caller's (event loop) thread through a read-only
+      connection.  In WAL mode a reader never waits for a writer: a read is a B-tree walk
+      in the page cache, tens of microseconds.
+    * Writes are group-committed on the loop thread: the writes submitted during one loop
+      iteration go into one ``BEGIN IMMEDIATE`` ... ``COMMIT``, each in its own SAVEPOINT
+      so that one raising rolls back alone.  With ``synchronous=NORMAL`` a WAL commit is a
+      write() into the page cache, no fsync.  A write's future resolves only after its
+      batch committed, so a registration is answered 200 only once it survives a
+      process restart (an OS crash may lose the last commits, as before).
+    * The one disk wait left, the checkpoint that copies the WAL back into the database
+      and fsyncs, runs on the worker thread (``PASSIVE``, once a second) instead of
+      inside whichever commit crossed the autocheckpoint threshold.
+    * Waiting for another process's write lock (the CLI, another worker) happens on the
+      loop thread; those locks are held for the length of one batch.
+
+    A ``:memory:`` database cannot be opened twice; it keeps everything on the thread.
+    """
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -142,6 +170,15 @@ class SqliteDatabase:
             max_workers=1, thread_name_prefix="sipline-sqlite"
         )
         self._conn: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None
+        self._batch: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
+        self._flushing = False
+        self._flusher: asyncio.Task[None] | None = None
+        self._checkpoint: asyncio.TimerHandle | None = None
+        self._checkpointer: sqlite3.Connection | None = None
+        #: How many write batches were committed, and how many writes they held (bench aid).
+        self.batches = 0
+        self.batched_writes = 0
 
     @classmethod
     async def open(cls, path: str | Path) -> SqliteDatabase:
@@ -157,6 +194,11 @@ class SqliteDatabase:
 
         try:
             await db._submit(setup)
+            if text != ":memory:" and not text.startswith("file:"):
+                db._reader = _connect_reader(text)
+                assert db._conn is not None
+                db._conn.execute("PRAGMA wal_autocheckpoint=0")  # see _run_checkpoint
+                db._arm_checkpoint()
         except BaseException:
             await db.close()
             raise
@@ -169,21 +211,72 @@ class SqliteDatabase:
         return await loop.run_in_executor(self._executor, fn, self._conn)
 
     async def run(self, fn: Callable[[sqlite3.Connection], T], *, write: bool = True) -> T:
-        """Run ``fn(conn)`` on the worker thread inside one transaction."""
+        """Run ``fn(conn)`` inside one transaction: reads at once, writes group-committed."""
+        if not write:
+            reader = self._reader
+            if reader is not None:
+                if self._executor is None:
+                    raise StorageUnavailable(f"sqlite database {self.path} is closed")
+                return _read(reader, fn)
+            return await self._submit(lambda conn: _read(conn, fn))
+        if self._executor is None:
+            raise StorageUnavailable(f"sqlite database {self.path} is closed")
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._batch.append((fn, future))
+        if not self._flushing:
+            self._flushing = True
+            self._flusher = asyncio.get_running_loop().create_task(self._flush())
+        return await future
 
-        def job(conn: sqlite3.Connection) -> T:
-            # IMMEDIATE takes the write lock up front, so a read-then-write cannot be
-            # overtaken by another process between its read and its write.
-            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            try:
-                result = fn(conn)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-            return result
+    async def _flush(self) -> None:
+        """Commit batches until none is waiting; every future gets its result or error."""
+        try:
+            while self._batch:
+                batch, self._batch = self._batch, []
+                try:
+                    if self._reader is not None and self._conn is not None:
+                        outcomes = _write_batch(self._conn, batch)
+                    else:
+                        outcomes = await self._submit(lambda conn: _write_batch(conn, batch))
+                except BaseException as exc:  # BEGIN/COMMIT failed, or the database closed
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(_clone(exc))
+                    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                        raise
+                    continue
+                self.batches += 1
+                self.batched_writes += len(batch)
+                for (_, future), (ok, value) in zip(batch, outcomes):
+                    if future.done():  # the caller was cancelled meanwhile
+                        continue
+                    if ok:
+                        future.set_result(value)
+                    else:
+                        future.set_exception(value)
+        finally:
+            self._flushing = False
 
-        return await self._submit(job)
+    def _arm_checkpoint(self) -> None:
+        self._checkpoint = asyncio.get_running_loop().call_later(
+            CHECKPOINT_INTERVAL, lambda: asyncio.ensure_future(self._run_checkpoint()))
+
+    async def _run_checkpoint(self) -> None:
+        self._checkpoint = None
+        if self._executor is None:
+            return
+
+        def checkpoint(_: Any) -> None:
+            if self._checkpointer is None:
+                self._checkpointer = sqlite3.connect(self.path, isolation_level=None, timeout=5.0)
+            self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+        try:
+            await self._submit(checkpoint)
+        except (sqlite3.Error, StorageUnavailable):  # busy, or closing: the next one will do
+            pass
+        if self._executor is not None:
+            self._arm_checkpoint()
 
     async def schema_version(self) -> int:
         row = await self.run(
@@ -193,10 +286,82 @@ class SqliteDatabase:
         return int(row[0])
 
     async def close(self) -> None:
+        # Let writes already queued commit first: they may have been answered for soon.
+        while self._flushing or self._batch:
+            if self._executor is None:
+                break
+            if not self._flushing:
+                self._flushing = True
+                self._flusher = asyncio.get_running_loop().create_task(self._flush())
+            await asyncio.sleep(0.001)
+        if self._checkpoint is not None:
+            self._checkpoint.cancel()
+            self._checkpoint = None
         executor, self._executor = self._executor, None
         if executor is None:
             return
+        checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None:
+            await asyncio.get_running_loop().run_in_executor(executor, checkpointer.close)
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.close()
         conn, self._conn = self._conn, None
         if conn is not None:
             await asyncio.get_running_loop().run_in_executor(executor, conn.close)
         executor.shutdown(wait=True)
+
+
+def _connect_reader(path: str) -> sqlite3.Connection:
+    """The event loop's read-only view of the file (same WAL, never takes the write lock)."""
+    conn = sqlite3.connect(path, isolation_level=None, timeout=5.0, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA query_only=1")
+    return conn
+
+
+def _read(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+    # A read transaction, so that several SELECTs see one snapshot of the file.
+    conn.execute("BEGIN")
+    try:
+        return fn(conn)
+    finally:
+        conn.execute("COMMIT")
+
+
+def _write_batch(
+    conn: sqlite3.Connection,
+    batch: list[tuple[Callable[[sqlite3.Connection], Any], Any]],
+) -> list[tuple[bool, Any]]:
+    """One transaction for the whole batch; each write in a savepoint of its own."""
+    outcomes: list[tuple[bool, Any]] = []
+    # IMMEDIATE takes the write lock up front, so a read-then-write cannot be overtaken by
+    # another process (the CLI, another worker) between its read and its write.
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for fn, _ in batch:
+            conn.execute("SAVEPOINT w")
+            try:
+                value = fn(conn)
+            except Exception as exc:
+                conn.execute("ROLLBACK TO w")
+                conn.execute("RELEASE w")
+                outcomes.append((False, exc))
+                continue
+            conn.execute("RELEASE w")
+            outcomes.append((True, value))
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return outcomes
+
+
+def _clone(exc: BaseException) -> BaseException:
+    # One exception object raised in several awaiting tasks would share (and grow) one
+    # traceback; wrap it per waiter instead.
+    if isinstance(exc, StorageUnavailable):
+        return StorageUnavailable(str(exc))
+    if isinstance(exc, sqlite3.Error):
+        return type(exc)(*exc.args)
+    return exc

@@ -107,6 +107,12 @@ async def transact(
     ``attempts`` lost races the last StaleBindingSet propagates; under that much contention
     on one AOR answering 500 and letting the UA retry is the sane outcome.
     """
+    atomic = getattr(store, "update_atomically", None)
+    if atomic is not None:
+        # A store that can read, decide and write under one lock (SQLite's write
+        # transaction) needs no compare-and-swap loop.
+        result: BindingSet = await atomic(aor, decide, now)
+        return result
     error: StaleBindingSet | None = None
     for _ in range(max(1, attempts)):
         current = await store.snapshot(aor, now)

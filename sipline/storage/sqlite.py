@@ -72,10 +72,26 @@ _INSERT_BINDING = (
 )
 
 
+# (aor, contact) is the primary key: a refreshed binding replaces its row in place.
+_REPLACE_BINDING = "INSERT OR REPLACE" + _INSERT_BINDING[len("INSERT"):]
+
+
 def _binding_row(b: Binding) -> tuple[Any, ...]:
     d = binding_to_dict(b)
     d["path"] = json.dumps(d["path"])
     return tuple(d[name] for name in _BINDING_COLUMNS)
+
+
+def _write_merged(conn: sqlite3.Connection, aor: str, stored: dict[str, Binding],
+                  merged: dict[str, Binding]) -> int:
+    """Write only the bindings that changed (a refresh touches one row), then version."""
+    gone = [(aor, contact) for contact in stored if contact not in merged]
+    if gone:
+        conn.executemany("DELETE FROM location_bindings WHERE aor = ? AND contact = ?", gone)
+    changed = [_binding_row(b) for contact, b in merged.items() if stored.get(contact) != b]
+    if changed:
+        conn.executemany(_REPLACE_BINDING, changed)
+    return _touch(conn, aor, len(merged))
 
 
 def _stored(conn: sqlite3.Connection, aor: str) -> dict[str, Binding]:
@@ -88,10 +104,14 @@ def _version(conn: sqlite3.Connection, aor: str) -> int:
     return 0 if row is None else int(row[0])
 
 
-def _touch(conn: sqlite3.Connection, aor: str) -> int:
-    """New version for ``aor`` after a change, or drop its row when no binding is left."""
-    left = conn.execute("SELECT COUNT(*) FROM location_bindings WHERE aor = ?", (aor,))
-    if left.fetchone()[0] == 0:
+def _touch(conn: sqlite3.Connection, aor: str, left: int | None = None) -> int:
+    """New version for ``aor`` after a change, or drop its row when no binding is left.
+
+    ``left``: how many bindings the AOR now has, when the caller knows (saves a COUNT).
+    """
+    if left is None:
+        left = conn.execute("SELECT COUNT(*) FROM location_bindings WHERE aor = ?", (aor,)).fetchone()[0]
+    if left == 0:
         conn.execute("DELETE FROM location_aors WHERE aor = ?", (aor,))
         return 0
     version = int(
@@ -132,9 +152,31 @@ class SqliteLocationStore:
             stored = _stored(conn, aor)
             merged = merge_bindings(aor, stored.values(), changes, now, self.max_bindings)
             if merged != stored:
-                conn.execute("DELETE FROM location_bindings WHERE aor = ?", (aor,))
-                conn.executemany(_INSERT_BINDING, [_binding_row(b) for b in merged.values()])
-                version = _touch(conn, aor)
+                version = _write_merged(conn, aor, stored, merged)
+            return BindingSet(aor, tuple(sort_bindings(merged.values())), version)
+
+        return await self.db.run(write)
+
+    async def update_atomically(
+        self, aor: str, decide: Callable[[BindingSet], BindingChanges], now: float
+    ) -> BindingSet:
+        """Read, decide and write ``aor`` in one write transaction (see ``transact``).
+
+        ``BEGIN IMMEDIATE`` already excludes every other writer of the file, other
+        processes included, so the compare-and-swap round trip (snapshot, then apply with
+        the expected version) is not needed: one trip to the writer thread instead of two,
+        and the write joins the group commit.  ``decide`` runs on the writer thread; if it
+        raises, nothing is written and the exception reaches the caller.
+        """
+
+        def write(conn: sqlite3.Connection) -> BindingSet:
+            version = _version(conn, aor)
+            stored = _stored(conn, aor)
+            alive = (b for b in stored.values() if b.alive(now))
+            changes = decide(BindingSet(aor, tuple(sort_bindings(alive)), version))
+            merged = merge_bindings(aor, stored.values(), changes, now, self.max_bindings)
+            if merged != stored:
+                version = _write_merged(conn, aor, stored, merged)
             return BindingSet(aor, tuple(sort_bindings(merged.values())), version)
 
         return await self.db.run(write)

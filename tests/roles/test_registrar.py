@@ -233,6 +233,9 @@ class _FlakyLocation:
     async def apply(self, aor: str, changes: BindingChanges, now: float) -> BindingSet:
         raise self._error
 
+    async def update_atomically(self, aor: str, decide: object, now: float) -> BindingSet:
+        raise self._error
+
 
 class _Stores:
     def __init__(self, storage: Storage, location: object) -> None:
@@ -274,6 +277,15 @@ async def test_rejection_inside_transaction_writes_nothing(storage: Storage) -> 
         return await real_snapshot(aor, now)
 
     storage.location.snapshot = racing_snapshot  # type: ignore[method-assign]
+    atomic = getattr(storage.location, "update_atomically", None)
+    if atomic is not None:
+        # SQLite decides inside its write transaction: the other writer gets in just before.
+        async def racing_update(aor: str, decide: object, now: float) -> BindingSet:
+            await storage.location.upsert(Binding(aor=aor, contact="sip:a@h", expires_at=now + 60,
+                                                  call_id="reg-1", cseq=50, updated_at=now), now)
+            return await atomic(aor, decide, now)  # type: ignore[no-any-return]
+
+        storage.location.update_atomically = racing_update  # type: ignore[attr-defined]
     response = await registrar.handle(phone.sign(register(2, "Contact: <sip:a@h>")), SOURCE, NOW)
     assert response.status == 500
     [b] = await storage.location.lookup("sip:alice@example.com", NOW)

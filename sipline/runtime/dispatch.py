@@ -1,0 +1,136 @@
+"""Several worker processes on one SIP port: which worker owns which datagram.
+
+Theory of operation.  ``sipline.ops.workers`` forks N workers; each opens the same UDP and
+TCP listeners with ``SO_REUSEPORT``.  The kernel spreads UDP datagrams by the sender's
+address, which keeps no SIP state together: one SIPp socket, or one SBC in front of us,
+sends every call from one address, so a single worker would get all the work.  And a
+transaction must stay where it began -- a retransmitted INVITE, its CANCEL and the ACK of
+its error response have to meet the server transaction that saw the INVITE.
+
+So every call belongs to one worker, ``crc32(Call-ID) % N``.  A worker that receives a UDP
+datagram of a call it does not own relays it, untouched and with its source address, to
+the owner's inbox, which handles it as if it had arrived on the shared port.  Inboxes are
+loopback UDP sockets created before the fork: a Unix datagram socket would be the obvious
+choice, but Linux queues at most ``net.unix.max_dgram_qlen`` (often 10) datagrams on it,
+which a burst overflows at once.  An inbox accepts only datagrams sent from the workers'
+own relay sockets (their ports are known before the fork), so nobody else can inject a
+message with a forged source address.  All the
+transactions of a call (both legs of a proxied call, REGISTER's 401 then 200) therefore
+live in one process, and requests the owner forwards leave from the owner's *own* UDP
+port, which is also its Via sent-by: the next hop's responses (``rport`` or not) come
+straight back to it, without a relay.  Responses that arrive on the shared port anyway are
+relayed by Call-ID like requests.  Record-Route keeps the shared port, so a dialog
+survives any one worker.
+
+Stream connections (TCP, TLS) are not relayed: a connection lives in the worker that
+accepted or opened it, and responses go back on it.
+
+Finding the Call-ID costs one regex search over the raw bytes; the relay one ``send`` --
+microseconds, against a millisecond or so for handling the message.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import zlib
+from dataclasses import dataclass, field
+
+__all__ = ["WorkerGroup", "owner_of", "encode_relay", "decode_relay", "current", "set_current"]
+
+# Call-ID or its compact form "i", at the start of a header line (RFC 3261 §7.3.3, §20.8).
+_CALL_ID = re.compile(rb"\r\n(?:call-id|i)[ \t]*:[ \t]*([^\r\n]*?)[ \t]*\r\n", re.IGNORECASE)
+
+#: Socket buffer for each inbox: bursts are absorbed, overflow is dropped like UDP.
+INBOX_BUFFER = 4 << 20
+
+
+@dataclass(slots=True)
+class WorkerGroup:
+    """This process's place among the workers, and the inboxes of all of them."""
+
+    index: int
+    count: int
+    #: ``inboxes[i]`` is worker i's receiving end; only ``inboxes[index]`` is read here.
+    inboxes: list[socket.socket]
+    #: ``outboxes[i]`` is the socket worker i relays from.
+    outboxes: list[socket.socket]
+    _targets: list[tuple[str, int]] = field(init=False, repr=False)
+    _senders: frozenset[object] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._targets = [sock.getsockname() for sock in self.inboxes]
+        self._senders = frozenset(sock.getsockname() for sock in self.outboxes)
+
+    def trusted(self, sender: object) -> bool:
+        """Whether an inbox datagram comes from one of the workers' relay sockets."""
+        return sender in self._senders
+
+    def owner(self, data: bytes) -> int:
+        found = owner_of(data, self.count)
+        return self.index if found is None else found
+
+    def relay(self, owner: int, data: bytes, peer: tuple[str, int], local_port: int) -> bool:
+        """Hand a datagram to its owner; False when the inbox is full (dropped, like UDP)."""
+        try:
+            self.outboxes[self.index].sendto(encode_relay(data, peer, local_port), self._targets[owner])
+        except (BlockingIOError, InterruptedError, OSError):
+            return False
+        return True
+
+
+def owner_of(data: bytes, count: int) -> int | None:
+    """The worker owning the call of this message, None without a findable Call-ID."""
+    found = _CALL_ID.search(data)
+    if found is None:
+        return None
+    return zlib.crc32(found.group(1)) % count
+
+
+def encode_relay(data: bytes, peer: tuple[str, int], local_port: int) -> bytes:
+    """``host SP port SP local-port LF`` followed by the datagram as received."""
+    return f"{peer[0]} {peer[1]} {local_port}\n".encode("ascii") + data
+
+
+def decode_relay(packet: bytes) -> tuple[bytes, tuple[str, int], int] | None:
+    head, sep, data = packet.partition(b"\n")
+    if not sep:
+        return None
+    parts = head.split(b" ")
+    if len(parts) != 3:
+        return None
+    try:
+        return data, (parts[0].decode("ascii"), int(parts[1])), int(parts[2])
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
+def make_inboxes(count: int) -> tuple[list[socket.socket], list[socket.socket]]:
+    """Per worker an inbox and a relay socket, both on loopback: (inboxes, outboxes)."""
+    inboxes: list[socket.socket] = []
+    outboxes: list[socket.socket] = []
+    for _ in range(count):
+        for group in (inboxes, outboxes):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock.bind(("127.0.0.1", 0))
+            sock.setblocking(False)
+            for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, option, INBOX_BUFFER)
+                except OSError:  # pragma: no cover - kernel limits
+                    pass
+            group.append(sock)
+    return inboxes, outboxes
+
+
+_current: WorkerGroup | None = None
+
+
+def current() -> WorkerGroup | None:
+    """The worker group of this process, None when it is the only server process."""
+    return _current
+
+
+def set_current(group: WorkerGroup | None) -> None:
+    global _current
+    _current = group
