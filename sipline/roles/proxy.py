@@ -96,12 +96,13 @@ class _Call:
     """One proxied request: its response context and the branches sent for it."""
 
     __slots__ = ("request", "key", "origin", "context", "branches", "bindings", "relay", "record_route", "timer",
-                 "loop", "started")
+                 "loop", "started", "final")
 
     def __init__(self, request: Request, key: TransactionKey, origin: Origin, context: ResponseContext,
                  bindings: dict[str, Binding], relay: str | None, record_route: bool, loop: str) -> None:
         self.loop = loop
         self.started = time.time()
+        self.final: Response | None = None
         self.request = request
         self.key = key
         self.origin = origin
@@ -286,6 +287,8 @@ class ProxyRole:
     def _execute(self, decision: Decision, request: Request, key: TransactionKey, origin: Origin,
                  bindings: dict[str, Binding], initial: bool, loop: str) -> None:
         if isinstance(decision, Reply):
+            log.info("[%s] %s %s -> %s: %d %s (routing) from %s", request.call_id, request.method,
+                     request.from_.uri, request.to.uri, decision.status, decision.reason_phrase, origin.peer)
             self._respond(key, request, decision.status, decision.reason_phrase, decision.headers)
             return
         if isinstance(decision, Redirect):
@@ -328,6 +331,8 @@ class ProxyRole:
             elif isinstance(action, CancelBranch):
                 self._cancel_branch(call, action.branch_id)
             elif isinstance(action, SendUpstream):
+                if action.response.status >= 200 and call.final is None:
+                    call.final = action.response
                 try:
                     self._endpoint.respond(call.key, action.response)
                 except SiplineError as exc:
@@ -356,6 +361,12 @@ class ProxyRole:
         if call.timer is not None:
             call.timer.cancel()
         self._calls.pop(call.key, None)
+        if log.isEnabledFor(logging.INFO):
+            request, final = call.request, call.final
+            log.info("[%s] %s %s -> %s: %s in %.3fs from %s", request.call_id, request.method,
+                     request.from_.uri, request.to.uri,
+                     f"{final.status} {final.reason}" if final is not None else "no final response",
+                     time.time() - call.started, call.origin.peer)
 
     def _forward_soon(self, call: _Call, branch_id: int, target: URI) -> None:
         """Send a branch at once when its destination is known without DNS, else in a task."""

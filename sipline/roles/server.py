@@ -283,6 +283,9 @@ class Server:
         except Exception:
             log.exception("[%s] REGISTER failed", request.call_id)
             response = response_to(request, 500, "Server Internal Error", to_tag=self.ids.tag())
+        if log.isEnabledFor(logging.INFO) and response.status != 401:
+            log.info("[%s] REGISTER %s: %d %s from %s", request.call_id, request.to.uri, response.status,
+                     response.reason, origin.peer)
         self.endpoint.respond(key, response)
 
     def on_cancel(self, cancel: Request, invite_key: TransactionKey, origin: Origin) -> None:
