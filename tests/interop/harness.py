@@ -78,6 +78,32 @@ def free_port(host: str = LOOPBACK) -> int:
     raise HarnessError(f"no port free for both UDP and TCP on {host}")
 
 
+def free_port_run(count: int, host: str = LOOPBACK) -> int:
+    """The first of *count* consecutive ports that are all free for UDP and TCP right now.
+
+    baresip binds SIP/TLS on its SIP port + 1 and RTP on a range, so one free port is not
+    enough for it.
+    """
+    for _ in range(100):
+        first = free_port(host)
+        if first + count > 65535:
+            continue
+        held: list[socket.socket] = []
+        try:
+            for port in range(first, first + count):
+                for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+                    sock = socket.socket(socket.AF_INET, kind)
+                    held.append(sock)
+                    sock.bind((host, port))
+            return first
+        except OSError:
+            continue
+        finally:
+            for sock in held:
+                sock.close()
+    raise HarnessError(f"no run of {count} free ports on {host}")
+
+
 def find_binary(name: str) -> str:
     """Path of a peer binary, also looking in sbin (Kamailio); raises when missing."""
     found = shutil.which(name)
@@ -857,9 +883,9 @@ class Baresip:
               binary: str = "baresip", answer: bool = True, timeout: float = 10.0,
               transport: str = "udp") -> Baresip:
         workdir.mkdir(parents=True, exist_ok=True)
-        sip_port = free_port()
+        sip_port = free_port_run(2)  # SIP on sip_port, SIP/TLS on sip_port + 1
         ctrl_port = free_port()
-        rtp = free_port()
+        rtp = free_port_run(21)
         domain = server.domain
         tone = write_tone_wav(workdir / "tone.wav")
         modules = "\n".join(f"module {name}" for name in
