@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import ipaddress
 import importlib.util
+import ipaddress
 import logging
 import time
 from collections.abc import Sequence
@@ -23,15 +23,25 @@ from typing import TYPE_CHECKING, Any
 from ..runtime.dns import Resolver, locate
 from ..runtime.endpoint import ClientCallbacks, Destination
 from ..runtime.transport import Origin
-from ..sip.auth_policy import auth_failure_response, authenticate, ha1_key, identity_matches, select_credentials
+from ..sip.auth_policy import (
+    auth_failure_response,
+    identity_matches,
+)
 from ..sip.errors import BadExtension, ProtocolError, SiplineError, UsageError
 from ..sip.locate import Destination as LocateTarget
 from ..sip.message import NameAddr, Request, Response, SipURI, TelURI, parse_uri
-from ..sip.message.builders import cancel_for, response_to
+from ..sip.message.builders import cancel_for
 from ..sip.message.params import Params
 from ..sip.message.uri import URI
 from ..sip.methods import ACK, CANCEL, INVITE, REFER, SUBSCRIBE
-from ..sip.proxy.context import CancelBranch, Done, ForkTarget, ForwardRequest, ResponseContext, SendUpstream
+from ..sip.proxy.context import (
+    CancelBranch,
+    Done,
+    ForkTarget,
+    ForwardRequest,
+    ResponseContext,
+    SendUpstream,
+)
 from ..sip.proxy.policy import (
     Continue,
     Decision,
@@ -48,6 +58,7 @@ from ..sip.proxy.routing import prepare_forward, preprocess_routes, process_resp
 from ..sip.proxy.validate import compose_branch, loop_branch, validate_request
 from ..sip.transaction.keys import TransactionKey
 from ..sip.transport import Peer, default_port
+from .authn import verify_digest
 
 if TYPE_CHECKING:
     from ..storage.models import Binding
@@ -226,21 +237,9 @@ class ProxyRole:
         digest = self.server.digests.get(from_uri.host.lower(), self.server.digest)
         assert digest is not None and self.server.storage is not None
         now = time.time()
-        credentials = select_credentials(request, digest.realm, proxy=True)
-        stored: str | None = None
-        hkey = ha1_key(credentials) if credentials is not None else None
-        if hkey is not None:
-            try:
-                stored = await self.server.storage.subscribers.ha1(*hkey)
-            except UsageError:
-                stored = None
-
-        def lookup(username: str, realm: str, algorithm: str) -> str | None:
-            return stored if (username, realm, algorithm) == hkey else None
-
-        result = authenticate(request, digest, now, lookup, proxy=True)
+        result = await verify_digest(request, digest, self.server.storage.subscribers, now, proxy=True)
         if not result.ok:
-            if credentials is not None:
+            if "Proxy-Authorization" in request.headers:
                 log.info("[%s] %s from %s not authenticated: %s", request.call_id, request.method,
                          from_uri, result.reason)
             self._endpoint.respond(key, auth_failure_response(request, result, proxy=True, to_tag=self.server.ids.tag()))

@@ -26,10 +26,7 @@ from typing import Protocol
 from ..sip.auth.server import AuthResult, DigestServer
 from ..sip.auth_policy import (
     auth_failure_response,
-    authenticate,
-    ha1_key,
     identity_matches,
-    select_credentials,
 )
 from ..sip.errors import ParseError, UsageError
 from ..sip.ids import IdSource
@@ -64,6 +61,7 @@ from ..storage import (
     TooManyBindings,
     transact,
 )
+from .authn import verify_digest
 
 __all__ = ["Registrar", "RegistrarStores"]
 
@@ -166,19 +164,7 @@ class Registrar:
         return self._respond(request, decision, now)
 
     async def _authenticate(self, request: Request, now: float, binding: str) -> AuthResult:
-        credentials = select_credentials(request, self._server.realm, proxy=False)
-        key = ha1_key(credentials) if credentials is not None else None
-        stored: str | None = None
-        if key is not None:
-            try:
-                stored = await self._subscribers.ha1(*key)
-            except UsageError:  # an algorithm the store does not hash: verification fails
-                stored = None
-
-        def lookup(username: str, realm: str, algorithm: str) -> str | None:
-            return stored if (username, realm, algorithm) == key else None
-
-        return authenticate(request, self._server, now, lookup, proxy=False, binding=binding)
+        return await verify_digest(request, self._server, self._subscribers, now, proxy=False, binding=binding)
 
     async def _commit(
         self,

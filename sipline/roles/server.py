@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import ssl
 import time
 from collections.abc import Sequence
@@ -23,24 +24,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import secrets
-
+from ..runtime.dns import CachingResolver, DnsResolver, Resolver
 from ..runtime.endpoint import Endpoint
 from ..runtime.ids import SecureIdSource
 from ..runtime.transport import Origin, TransportConfig, TransportManager
+from ..sip.auth.nonce import NonceFactory
+from ..sip.auth.server import DigestServer
 from ..sip.limits import DEFAULT_LIMITS, Limits
 from ..sip.message import Request, Response, SipURI
 from ..sip.message.builders import response_to
 from ..sip.methods import ACK, CANCEL, OPTIONS, REGISTER
+from ..sip.registrar import RegistrarPolicy
 from ..sip.timers import DEFAULT_TIMERS, TimerConfig
 from ..sip.transaction.keys import TransactionKey
-from ..sip.auth.nonce import NonceFactory
-from ..sip.auth.server import DigestServer
-from ..sip.registrar import RegistrarPolicy
 from ..sip.transport import Peer
 from ..storage import Storage, open_storage
 from ..storage.models import Source
-from ..runtime.dns import CachingResolver, DnsResolver, Resolver
 from .proxy import ProxyRole, ProxySettings
 from .registrar import Registrar
 
