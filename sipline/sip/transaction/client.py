@@ -21,7 +21,7 @@ from typing import ClassVar
 from ..errors import ProtocolError, TransactionError
 from ..message.builders import ack_for
 from ..message.model import Message, Request, Response
-from ..methods import ACK, INVITE
+from ..methods import ACK
 from ..timers import DEFAULT_TIMERS, TimerConfig
 from .events import MessageIgnored, ResponseReceived, TransactionTimeout, TransportError
 from .keys import TransactionKey, client_key
@@ -46,6 +46,8 @@ class ClientTransaction(Transaction):
         reliable: bool = False,
         key: TransactionKey | None = None,
     ) -> None:
+        if isinstance(request, Request):
+            self._check_method(request)
         if not isinstance(request, Request) or request.method == ACK:
             raise TransactionError(f"a client transaction needs a request other than ACK, not {request!r}")
         try:
@@ -92,6 +94,7 @@ class InviteClientTransaction(ClientTransaction):
     """RFC 3261 Figure 5 with RFC 6026 Figure 3: Calling, Proceeding, Completed, Accepted."""
 
     NAME = "INVITE client transaction"
+    FOR_INVITE = True
     INITIAL = State.CALLING
 
     def __init__(
@@ -104,8 +107,6 @@ class InviteClientTransaction(ClientTransaction):
         reliable: bool = False,
         key: TransactionKey | None = None,
     ) -> None:
-        if isinstance(request, Request) and request.method != INVITE:
-            raise TransactionError(f"{self.NAME} needs an INVITE, not {request.method}")
         #: The ACK sent for a 300-699 response, re-sent on its retransmissions.
         self.ack: Request | None = None
         super().__init__(request, destination, now, timers=timers, reliable=reliable, key=key)
@@ -173,20 +174,6 @@ class NonInviteClientTransaction(ClientTransaction):
 
     NAME = "non-INVITE client transaction"
     INITIAL = State.TRYING
-
-    def __init__(
-        self,
-        request: Request,
-        destination: object,
-        now: float,
-        *,
-        timers: TimerConfig = DEFAULT_TIMERS,
-        reliable: bool = False,
-        key: TransactionKey | None = None,
-    ) -> None:
-        if isinstance(request, Request) and request.method == INVITE:
-            raise TransactionError(f"{self.NAME} cannot carry an INVITE")
-        super().__init__(request, destination, now, timers=timers, reliable=reliable, key=key)
 
     def _start(self, now: float) -> None:
         self._send(self.request)

@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 
 from ..errors import TransactionError
 from ..message.model import Message, Request, Response
+from ..methods import INVITE
 from ..timers import TimerConfig
 from .events import MessageIgnored, SendMessage, TransactionEvent, TransactionTerminated
 from .keys import TransactionKey
@@ -114,6 +115,16 @@ class Transaction:
     #: Timers each state may hold; entering a state cancels the others.
     STATE_TIMERS: ClassVar[Mapping[State, frozenset[Input]]] = {}
     INITIAL: ClassVar[State] = State.TERMINATED
+    #: True for the INVITE machines, which carry only INVITE; the others never carry one.
+    FOR_INVITE: ClassVar[bool] = False
+
+    @classmethod
+    def _check_method(cls, request: Request) -> None:
+        """Refuse a request this machine cannot carry (the other machine is the right one)."""
+        if cls.FOR_INVITE and request.method != INVITE:
+            raise TransactionError(f"{cls.NAME} needs an INVITE, not {request.method}")
+        if not cls.FOR_INVITE and request.method == INVITE:
+            raise TransactionError(f"{cls.NAME} cannot carry an INVITE")
 
     def __init__(
         self,

@@ -22,7 +22,7 @@ from typing import ClassVar
 from ..errors import ProtocolError, TransactionError
 from ..message.builders import response_to
 from ..message.model import Message, Request, Response
-from ..methods import ACK, INVITE
+from ..methods import ACK
 from ..timers import DEFAULT_TIMERS, TimerConfig
 from .events import AckReceived, TransactionTimeout, TransportError
 from .keys import TransactionKey, server_key
@@ -50,6 +50,8 @@ class ServerTransaction(Transaction):
         reliable: bool = False,
         key: TransactionKey | None = None,
     ) -> None:
+        if isinstance(request, Request):
+            self._check_method(request)
         if not isinstance(request, Request) or request.method == ACK:
             raise TransactionError(f"a server transaction needs a request other than ACK, not {request!r}")
         if key is None:
@@ -103,6 +105,7 @@ class InviteServerTransaction(ServerTransaction):
     """RFC 3261 Figure 7 with RFC 6026 Figure 5: Proceeding, Completed, Confirmed, Accepted."""
 
     NAME = "INVITE server transaction"
+    FOR_INVITE = True
     INITIAL = State.PROCEEDING
 
     def __init__(
@@ -116,8 +119,6 @@ class InviteServerTransaction(ServerTransaction):
         key: TransactionKey | None = None,
         trying_delay: float | None = DEFAULT_TRYING_DELAY,
     ) -> None:
-        if isinstance(request, Request) and request.method != INVITE:
-            raise TransactionError(f"{self.NAME} needs an INVITE, not {request.method}")
         self.trying_delay = trying_delay
         super().__init__(request, destination, now, timers=timers, reliable=reliable, key=key)
 
@@ -212,20 +213,6 @@ class NonInviteServerTransaction(ServerTransaction):
 
     NAME = "non-INVITE server transaction"
     INITIAL = State.TRYING
-
-    def __init__(
-        self,
-        request: Request,
-        destination: object,
-        now: float,
-        *,
-        timers: TimerConfig = DEFAULT_TIMERS,
-        reliable: bool = False,
-        key: TransactionKey | None = None,
-    ) -> None:
-        if isinstance(request, Request) and request.method == INVITE:
-            raise TransactionError(f"{self.NAME} cannot carry an INVITE")
-        super().__init__(request, destination, now, timers=timers, reliable=reliable, key=key)
 
     def _complete(self, message: Message | None, now: float) -> None:
         """Final response: send it and answer retransmissions with it for Timer J."""
