@@ -219,16 +219,7 @@ class InboundLeg:
             self._timer = None
 
     def on_request(self, request: Request, key: TransactionKey) -> None:
-        endpoint = self.host.endpoint
-        if self.dialog is None:
-            endpoint.respond(key, response_to(request, 481, to_tag=self.tag))
-            return
-        try:
-            self.dialog.receive_request(request)
-        except ProtocolError as exc:
-            endpoint.respond(key, response_to(request, exc.status, exc.reason[:60]))
-            return
-        _dispatch_in_dialog(self, self.dialog, request, key, self.sink)
+        _receive_in_dialog(self, request, key)
 
     def request(self, method: str, body: bytes = b"", headers: Sequence[tuple[str, str]] = ()) -> asyncio.Future[Response]:
         assert self.dialog is not None
@@ -390,16 +381,7 @@ class OutboundLeg:
                                         ClientCallbacks(lambda r: None, lambda s: None))
 
     def on_request(self, request: Request, key: TransactionKey) -> None:
-        endpoint = self.host.endpoint
-        if self.dialog is None:
-            endpoint.respond(key, response_to(request, 481, to_tag=self.tag))
-            return
-        try:
-            self.dialog.receive_request(request)
-        except ProtocolError as exc:
-            endpoint.respond(key, response_to(request, exc.status, exc.reason[:60]))
-            return
-        _dispatch_in_dialog(self, self.dialog, request, key, self.sink)
+        _receive_in_dialog(self, request, key)
 
     def on_ack(self, ack: Request) -> None:
         """ACK for a 2xx we sent to a relayed re-INVITE: nothing to do."""
@@ -416,6 +398,20 @@ class OutboundLeg:
 
 
 # -- shared in-dialog plumbing ---------------------------------------------------------------
+
+def _receive_in_dialog(leg: InboundLeg | OutboundLeg, request: Request, key: TransactionKey) -> None:
+    """An in-dialog request on either leg: 481 without a dialog, dialog checks, then dispatch."""
+    endpoint = leg.host.endpoint
+    if leg.dialog is None:
+        endpoint.respond(key, response_to(request, 481, to_tag=leg.tag))
+        return
+    try:
+        leg.dialog.receive_request(request)
+    except ProtocolError as exc:
+        endpoint.respond(key, response_to(request, exc.status, exc.reason[:60]))
+        return
+    _dispatch_in_dialog(leg, leg.dialog, request, key, leg.sink)
+
 
 def _dispatch_in_dialog(leg: InboundLeg | OutboundLeg, dialog: Dialog, request: Request, key: TransactionKey,
                         sink: Sink) -> None:
