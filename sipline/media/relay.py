@@ -336,7 +336,7 @@ class RelayCall:
         """Packets, octets and drops per side, summed over the streams (for call records)."""
         out: dict[str, Any] = {}
         for side in ("a", "b"):
-            halves = [s.halves[side] for s in self.streams]  # type: ignore[index]
+            halves = [s.halves[side] for s in self.streams]
             out[side] = {
                 "packets": sum(h.packets for h in halves),
                 "octets": sum(h.octets for h in halves),

@@ -263,13 +263,13 @@ class ConfiguredServer:
                     "state": call["state"], "started": call.get("started", now), "duration": call.get("duration", 0.0),
                 })
             if self.sbc is not None:
-                for key, call in list(self.sbc.calls.items()):
-                    invite = call.a.invite
+                for b2b in list(self.sbc.calls.values()):
+                    invite = b2b.a.invite
                     rows.append({
-                        "call_id": call.call_id, "from": str(invite.from_.uri), "to": invite.uri_text,
-                        "state": "answered" if call.answer else ("ringing" if call.ring else "trying"),
-                        "started": call.started, "duration": now - call.started,
-                        "from_trunk": call.info.from_trunk, "to_trunk": call.to_trunk,
+                        "call_id": b2b.call_id, "from": str(invite.from_.uri), "to": invite.uri_text,
+                        "state": "answered" if b2b.answer else ("ringing" if b2b.ring else "trying"),
+                        "started": b2b.started, "duration": now - b2b.started,
+                        "from_trunk": b2b.info.from_trunk, "to_trunk": b2b.to_trunk,
                     })
             return "200 OK", rows
         if path == "/trunks":

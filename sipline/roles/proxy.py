@@ -270,8 +270,10 @@ class ProxyRole:
                 targets.append(ForkTarget(target, binding.q))
             aor_known = bool(targets)
             if not aor_known:
+                user = uri.user_unescaped
+                assert user is not None  # uri.user was checked above
                 for domain in domains:
-                    if await storage.subscribers.get(uri.user_unescaped, domain) is not None:
+                    if await storage.subscribers.get(user, domain) is not None:
                         aor_known = True
                         break
         return RoutingContext(

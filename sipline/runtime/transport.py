@@ -23,6 +23,7 @@ import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 from ..sip.errors import ProtocolError
 from ..sip.limits import DEFAULT_LIMITS, Limits
@@ -154,14 +155,15 @@ class StreamConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement the asyncio.Transport interface without subclassing it.
-        self.transport = transport  # type: ignore[assignment]
+        stream = cast(asyncio.Transport, transport)
+        self.transport = stream
         self.peer = _peer_of(self.name, transport.get_extra_info("peername"))
         self.local = _peer_of(self.name, transport.get_extra_info("sockname"))
         self._connected = True
         self.manager._register(self)
-        transport.set_write_buffer_limits(high=self.manager.config.max_write_buffer)
+        stream.set_write_buffer_limits(high=self.manager.config.max_write_buffer)
         for data in self._pending:
-            transport.write(data)
+            stream.write(data)
         self._pending.clear()
 
     def data_received(self, data: bytes) -> None:

@@ -320,7 +320,8 @@ class Sbc:
         now = time.time()
         states = self.health.states() if self.health is not None else {}
         rows: list[dict[str, Any]] = []
-        for trunk in (*self.trunks.carriers, *self.trunks.customers):
+        trunks: tuple[CarrierTrunk | CustomerTrunk, ...] = (*self.trunks.carriers, *self.trunks.customers)
+        for trunk in trunks:
             row: dict[str, Any] = {
                 "name": trunk.name,
                 "kind": "carrier" if isinstance(trunk, CarrierTrunk) else "customer",
@@ -653,7 +654,7 @@ class Sbc:
         peer = await self.resolve(uri, "udp")
         to = NameAddr(SipURI("sip", number, None, base.host, base.port))
         kwargs: dict[str, Any] = {"policy": policy} if policy is not None else {}
-        if did.kind == "trunk" and customer.media_bypass:
+        if did.kind == "trunk" and customer is not None and customer.media_bypass:
             kwargs["media_bypass"] = True
         return [Target(trunk=trunk_name or f"did:{did.number}", peer=peer, uri=str(uri), from_=identity.from_,
                        to=to, headers=identity.headers, **kwargs)]
