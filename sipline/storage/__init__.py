@@ -8,8 +8,14 @@ is a single string:
   too, a directory getting ``sipline.db`` inside it),
 - ``memory://`` (tests, throw-away nodes),
 - ``redis://host:port/db`` (several nodes sharing registrations and limits).  Redis keeps
-  no call records: pass ``records_url`` (an sqlite URL) to persist them, otherwise they
-  stay in a bounded in-memory store.
+  no call records: pass ``records_url`` to persist them, otherwise they stay in a bounded
+  in-memory store.
+
+Call records may live apart from the rest: ``records_url`` (any backend) sends them to
+another store, typically ``postgresql://user:password@host:port/db`` where billing and
+reports read them (:mod:`sipline.storage.postgres`).  PostgreSQL holds call records only,
+so it is refused as the main URL.  :func:`open_records` opens just a record store (the
+``sipline cdr`` command).
 
 Query parameters ``max_bindings`` (per AOR) and, for Redis, ``prefix`` tune the stores.
 """
@@ -54,6 +60,7 @@ from sipline.storage.models import (
 
 __all__ = [
     "open_storage",
+    "open_records",
     "Storage",
     "DEFAULT_SQLITE_FILE",
     "LocationStore",
@@ -149,13 +156,52 @@ def _max_bindings(query: dict[str, list[str]], default: int) -> int:
     return value
 
 
+Closer = Callable[[], Awaitable[None]]
+
+
+async def open_records(url: str | Path) -> tuple[CallRecordStore, Closer]:
+    """Open only a call-record store: PostgreSQL, or the records of any other backend.
+
+    Returns the store and the coroutine function that releases it.
+    """
+    text = str(url)
+    if "://" in text and urlsplit(text).scheme.lower() in ("postgres", "postgresql"):
+        try:
+            from sipline.storage.postgres import PostgresCallRecordStore
+        except ImportError as exc:  # the optional driver
+            raise UsageError(f"call records in PostgreSQL need asyncpg: pip install 'sipline[postgres]' "
+                             f"({exc})") from exc
+
+        store = await PostgresCallRecordStore.open(text)
+        return store, store.close
+    storage = await open_storage(text)
+    return storage.records, storage.close
+
+
 async def open_storage(
     url: str | Path = DEFAULT_SQLITE_FILE,
     *,
     max_bindings: int = DEFAULT_MAX_BINDINGS,
     records_url: str | Path | None = None,
 ) -> Storage:
-    """Open the backend named by ``url`` (see the module docstring) and return its stores."""
+    """Open the backend named by ``url`` (see the module docstring) and return its stores.
+
+    With ``records_url``, call records go to that store instead of ``url``'s.
+    """
+    if records_url is None:
+        return await _open_main(url, max_bindings, None)
+    records, close_records = await open_records(records_url)
+    try:
+        storage = await _open_main(url, max_bindings, records)
+    except BaseException:
+        await close_records()
+        raise
+    storage._closers = (*storage._closers, close_records)
+    return storage
+
+
+async def _open_main(url: str | Path, max_bindings: int, records: CallRecordStore | None) -> Storage:
+    """The backend of ``url``, with ``records`` (opened elsewhere) in place of its own."""
     text = str(url)
     scheme = urlsplit(text).scheme if "://" in text else ""
     query = parse_qs(urlsplit(text).query)
@@ -169,7 +215,7 @@ async def open_storage(
             memory.MemoryLocationStore(max_bindings),
             memory.MemorySubscriberStore(),
             memory.MemoryCounterStore(),
-            memory.MemoryCallRecordStore(),
+            records if records is not None else memory.MemoryCallRecordStore(),
         )
 
     if scheme in ("", "sqlite"):
@@ -181,7 +227,7 @@ async def open_storage(
             sqlite.SqliteLocationStore(db, max_bindings),
             sqlite.SqliteSubscriberStore(db),
             sqlite.SqliteCounterStore(db),
-            sqlite.SqliteCallRecordStore(db),
+            records if records is not None else sqlite.SqliteCallRecordStore(db),
             (db.close,),
         )
 
@@ -194,22 +240,20 @@ async def open_storage(
         own = {"prefix", "max_bindings"}
         kept = urlencode([(k, v) for k, vs in query.items() if k not in own for v in vs])
         client = redis_backend.connect(urlunsplit(urlsplit(text)._replace(query=kept)))
-        closers: list[Callable[[], Awaitable[None]]] = [client.aclose]
-        records: CallRecordStore
-        if records_url is None:
+        if records is None:
             _log.warning("redis backend keeps call records in memory only; set records_url")
             records = memory.MemoryCallRecordStore()
-        else:
-            record_storage = await open_storage(records_url)
-            records = record_storage.records
-            closers.append(record_storage.close)
         return Storage(
             text,
             redis_backend.RedisLocationStore(client, prefix, max_bindings),
             redis_backend.RedisSubscriberStore(client, prefix),
             redis_backend.RedisCounterStore(client, prefix),
             records,
-            tuple(closers),
+            (client.aclose,),
         )
+
+    if scheme in ("postgres", "postgresql"):
+        raise UsageError("PostgreSQL holds call records only, not registrations: keep the storage URL "
+                         "on sqlite or redis and send records there with records_url ([storage] cdr)")
 
     raise UsageError(f"unknown storage URL scheme {scheme!r} in {text!r}")

@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any, TextIO
+from urllib.parse import urlsplit, urlunsplit
 
 from sipline.sip.errors import UsageError
 from sipline.storage.errors import TooManyBindings
@@ -42,6 +43,7 @@ __all__ = [
     "CSV_COLUMNS",
     "write_csv_header",
     "write_csv_row",
+    "redact_url",
 ]
 
 
@@ -307,3 +309,16 @@ def write_csv_header(stream: TextIO) -> Any:
 def write_csv_row(writer: Any, r: CallRecord) -> None:
     d = record_to_dict(r)
     writer.writerow([_cell(name, d[name]) for name in CSV_COLUMNS])
+
+
+# ---------------------------------------------------------------------------------------
+# URLs
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, for logs and error messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))

@@ -1,8 +1,12 @@
-"""Fixtures: one ``storage`` per backend, and a private redis-server for the session.
+"""Fixtures: one ``storage`` per backend, a private redis-server and PostgreSQL cluster.
 
 The Redis server is started by the tests themselves on a free loopback port with a temp
 directory and no persistence, and stopped by PID afterwards; the Redis cases are skipped
 only when no redis-server binary is installed.
+
+The PostgreSQL cluster (call records) is made by initdb for the session and removed
+afterwards (see postgres_fixture.py).  Without the PostgreSQL binaries its cases skip on a
+developer's machine and fail under CI, where scripts/setup must have installed them.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -18,6 +23,15 @@ import pytest
 import pytest_asyncio
 
 from sipline.storage import Storage, open_storage
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from postgres_fixture import (  # noqa: E402
+    PostgresCluster,
+    empty_postgres,
+    postgres_bin_dir,
+    start_cluster,
+)
 
 BACKENDS = ("memory", "sqlite", "redis")
 MAX_BINDINGS = 8
@@ -74,6 +88,21 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             proc.wait()
 
 
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """A PostgreSQL cluster on 127.0.0.1, shared by the session."""
+    cluster = start_cluster(postgres_bin_dir())
+    try:
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_cluster: PostgresCluster) -> str:
+    return postgres_cluster.url
+
+
 async def open_backend(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
     if name == "memory":
         return await open_storage("memory://", max_bindings=MAX_BINDINGS)
@@ -94,10 +123,16 @@ async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         await st.close()
 
 
-@pytest_asyncio.fixture(params=("memory", "sqlite"))
+@pytest_asyncio.fixture(params=("memory", "sqlite", "postgres"))
 async def record_storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Storage]:
-    """Backends with a real call-record store (Redis delegates records elsewhere)."""
-    st = await open_backend(request.param, request, tmp_path)
+    """Backends with a real call-record store (Redis delegates records elsewhere);
+    "postgres" is SQLite for the rest with records_url pointing at PostgreSQL."""
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_url")
+        await empty_postgres(url)
+        st = await open_storage(f"sqlite://{tmp_path}/data/sipline.db", records_url=url)
+    else:
+        st = await open_backend(request.param, request, tmp_path)
     try:
         yield st
     finally:

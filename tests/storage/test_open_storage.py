@@ -54,7 +54,7 @@ async def test_sqlite_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 async def test_bad_urls() -> None:
-    with pytest.raises(UsageError):
+    with pytest.raises(UsageError, match="call records only"):  # see test_postgres.py
         await open_storage("postgres://db/x")
     with pytest.raises(UsageError):
         await open_storage("sqlite://")

@@ -1,4 +1,4 @@
-"""Conformance of the CallRecordStore backends (memory, sqlite) and CSV export."""
+"""Conformance of the CallRecordStore backends (memory, sqlite, postgres) and CSV export."""
 
 from __future__ import annotations
 
@@ -109,9 +109,11 @@ async def test_export_csv_empty_has_header(record_storage: Storage) -> None:
 
 
 async def test_export_csv_pages_through_many(record_storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sipline.storage.postgres as postgres_backend
     import sipline.storage.sqlite as sqlite_backend
 
     monkeypatch.setattr(sqlite_backend, "_EXPORT_PAGE", 3)
+    monkeypatch.setattr(postgres_backend, "_EXPORT_PAGE", 3)
     records = record_storage.records
     for n in range(10):
         await records.add(rec(n, start=T0 + n // 2))  # pairs share a start time

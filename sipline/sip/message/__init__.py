@@ -8,8 +8,15 @@ from .model import Message, Request, Response
 from .params import Params
 from .parser import parse_message, safe_parse, validate
 from .uri import URI, AbsoluteURI, SipURI, TelURI, parse_uri
+from . import parser as _parser
+
+#: Which build of the parser is running: "mypyc" when setup.py compiled the message
+#: modules (a wheel built where a C compiler was found), "pure Python" otherwise
+#: (editable installs always).  Benchmarks and the two-build test run report it.
+BUILD = "pure Python" if _parser.__file__.endswith(".py") else "mypyc"
 
 __all__ = [
+    "BUILD",
     "AbsoluteURI",
     "CSeq",
     "HeaderField",

@@ -19,7 +19,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from ..errors import ParseError
-from ._lazy import LazyValue, install_fields
 from ._scan import TOKEN_CHARS, quote, split_commas
 from .params import Params, lazy_params
 from .uri import SIP_URI_ACCEPT, URI, lazy_sip_uri, parse_uri
@@ -147,38 +146,19 @@ ACCEPT_NAME_ADDR = re.compile(
     rf"<({SIP_URI_ACCEPT})>"
     rf"((?:;(?!(?i:q|expires)(?:[=;]|\Z)){_TOKEN_RE}(?:=[A-Za-z0-9.!%*_+`'~:\[\]-]+)?)*)"
 )
-_ANGLE_SLOT = NameAddr.__dict__["angle"]
-_SET_CLASS = object.__setattr__
 _EMPTY_PARAMS = Params()
 
 
-class _LazyNameAddr(LazyValue, NameAddr):
-    """A :class:`NameAddr` whose :data:`ACCEPT_NAME_ADDR` match waits in ``angle``.
-
-    Loading keeps the URI and the parameters lazy in turn: reading a To tag splits
-    nothing, and the URI is parsed when one of its fields is read.
-    """
-
-    __slots__ = ()
-
-    def _load(self) -> None:
-        quoted, tokens, uri_text, params_text = _ANGLE_SLOT.__get__(self).groups()
-        s_uri, s_display, s_params, s_angle = _NAME_ADDR_SET
-        s_uri(self, lazy_sip_uri(uri_text))
-        s_display(self, quoted if quoted is not None else tokens)
-        s_params(self, lazy_params(params_text) if params_text else _EMPTY_PARAMS)
-        s_angle(self, True)
-        _SET_CLASS(self, "__class__", NameAddr)
-
-
-install_fields(_LazyNameAddr, NameAddr, ("uri", "display_name", "params", "angle"))
-
-
 def lazy_name_addr(match: re.Match[str]) -> NameAddr:
-    """A :class:`NameAddr` parsed on first use from a full match of :data:`ACCEPT_NAME_ADDR`."""
-    addr: NameAddr = _NAME_ADDR_NEW(_LazyNameAddr)
-    _ANGLE_SLOT.__set__(addr, match)
-    return addr
+    """The :class:`NameAddr` of a full match of :data:`ACCEPT_NAME_ADDR`.
+
+    Built at once (a From or To is read as soon as it is validated), but its URI and its
+    parameters stay text: reading a To tag splits nothing, and the URI is parsed when one
+    of its fields is read.
+    """
+    quoted, tokens, uri_text, params_text = match.groups()
+    return _name_addr(lazy_sip_uri(uri_text), quoted if quoted is not None else tokens,
+                      lazy_params(params_text) if params_text else _EMPTY_PARAMS, True)
 
 
 def parse_name_addr(text: str) -> NameAddr:

@@ -12,7 +12,6 @@ import re
 from dataclasses import dataclass, field, replace
 
 from ..errors import ParseError
-from ._lazy import LazyValue, install_fields
 from ._scan import is_token
 from .params import Params, lazy_params
 from .uri import ACCEPT_HOST
@@ -174,36 +173,18 @@ _ACCEPT_VIA = re.compile(
     r"(?::([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?"
     r"((?:;(?!(?i:branch)(?:;|\Z))[A-Za-z0-9.!%*_+`'~-]+(?:=[A-Za-z0-9.!%*_+`'~:\[\]-]+)?)*)"
 ).fullmatch
-_PARAMS_SLOT = Via.__dict__["params"]
 _NO_PARAMS = Params()
-
-
-class _LazyVia(LazyValue, Via):
-    """A :class:`Via` whose ``_ACCEPT_VIA`` match waits in ``params`` until a field is read."""
-
-    __slots__ = ()
-
-    def _load(self) -> None:
-        transport, host, port, params_text = _PARAMS_SLOT.__get__(self).groups()
-        s_transport, s_host, s_port, s_params, s_protocol = _VIA_SET
-        s_transport(self, transport.upper())
-        s_host(self, host)
-        s_port(self, int(port) if port is not None else None)
-        s_params(self, lazy_params(params_text) if params_text else _NO_PARAMS)
-        s_protocol(self, "SIP/2.0")
-        object.__setattr__(self, "__class__", Via)
-
-
-install_fields(_LazyVia, Via, ("transport", "host", "port", "params", "protocol"))
 
 
 def parse_via(value: str) -> Via:
     """Parse one via-parm.  Raises ParseError naming what is wrong."""
     accepted = _ACCEPT_VIA(value)
     if accepted is not None:
-        via: Via = _VIA_NEW(_LazyVia)
-        _PARAMS_SLOT.__set__(via, accepted)
-        return via
+        # Built at once: whoever validates a Via reads its branch and sent-by next.  Only
+        # the parameters stay text until something other than ``get`` needs them.
+        transport, host, port, params_text = accepted.groups()
+        return _via(transport.upper(), host, int(port) if port is not None else None,
+                    lazy_params(params_text) if params_text else _NO_PARAMS, "SIP/2.0")
     fast = _FAST_VIA_RE.fullmatch(value)
     if fast is not None:
         transport, host, port, params_text = fast.groups()

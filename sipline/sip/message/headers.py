@@ -173,7 +173,7 @@ class Headers:
     @classmethod
     def _from_lists(cls, keys: list[str], names: list[str], values: list[str], raws: list[str | None]) -> Headers:
         """Adopt the lists built by the parser (no copy)."""
-        headers = cls.__new__(cls)
+        headers = cls()  # not cls.__new__: a mypyc-compiled class has no Python-level __new__
         headers._keys = keys
         headers._names = names
         headers._values = values

@@ -377,7 +377,9 @@ class Message:
         body = self._body
         return data + body if body else data
 
-    to_bytes = __bytes__
+    def to_bytes(self) -> bytes:
+        """``bytes(msg)`` by name (a method of its own: mypyc compiles no class-level alias)."""
+        return self.__bytes__()
 
     def header_text(self) -> str:
         """Start line and headers as text (for logs), without the body."""

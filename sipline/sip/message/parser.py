@@ -21,7 +21,10 @@ from ..limits import DEFAULT_LIMITS, Limits
 from ._scan import TOKEN_CHARS
 from .headers import HeaderField, Headers, canonical_key
 from ..methods import KNOWN_METHODS
+from .address import ACCEPT_NAME_ADDR, lazy_name_addr
+from .fields import parse_cseq, parse_via
 from .model import Message, Request, Response
+from .model import _call_id, _cseq, _max_forwards, _parse_from, _parse_to, _top_via
 from .uri import SipURI
 
 __all__ = ["parse_message", "parse_head", "validate", "validate_strict", "safe_parse"]
@@ -273,7 +276,7 @@ def parse_message(
         raise MessageTooLarge(f"body of {len(body)} bytes exceeds the {limits.max_body_size}-byte limit")
     msg._body = body
     if validate:
-        _validate(msg)
+        _validate_fresh(msg)
     return msg
 
 
@@ -299,6 +302,56 @@ def validate(msg: Message) -> None:
     _validate(msg)
 
 
+_ACCEPT_NAME_ADDR = ACCEPT_NAME_ADDR.fullmatch
+
+
+def _validate_fresh(msg: Message) -> None:
+    """:func:`_validate` for a message :func:`parse_message` has just built.
+
+    Its header cache holds no typed view yet, so each view is parsed straight into the
+    cache.  The common shape of each header (one field, the value the fast expressions
+    accept) is handled inline; anything else goes through the same function the property
+    uses, so the value -- or the error and its reason -- is the same either way, and the
+    checks run in the same order as in :func:`_validate`.
+    """
+    headers = msg.headers
+    keys = headers._keys
+    values = headers._values
+    cache = headers._cache
+    count = keys.count
+    value = values[keys.index("via")] if "via" in keys else ","
+    cache["via:top"] = parse_via(value) if "," not in value else _top_via(headers)
+    cseq = cache["cseq"] = (parse_cseq(values[keys.index("cseq")]) if count("cseq") == 1
+                            else _cseq(headers))
+    if count("call-id") == 1 and (value := values[keys.index("call-id")]) \
+            and " " not in value and "\t" not in value:
+        cache["call-id"] = value
+    else:
+        cache["call-id"] = _call_id(headers)
+    match = _ACCEPT_NAME_ADDR(values[keys.index("from")]) if count("from") == 1 else None
+    cache["from"] = lazy_name_addr(match) if match is not None else _parse_from(headers)
+    match = _ACCEPT_NAME_ADDR(values[keys.index("to")]) if count("to") == 1 else None
+    cache["to"] = lazy_name_addr(match) if match is not None else _parse_to(headers)
+    if isinstance(msg, Request):
+        if cseq.method != msg.method:
+            _cseq_mismatch(cseq.method, msg.method)
+        if count("max-forwards") == 1 and len(value := values[keys.index("max-forwards")]) < 4 \
+                and value.isdigit() and value.isascii() and int(value) < 256:
+            cache["max-forwards"] = int(value)
+        else:
+            cache["max-forwards"] = _max_forwards(headers)
+
+
+def _cseq_mismatch(cseq_method: str, method: str) -> None:
+    # RFC 4475 §3.1.2.18: for a method we do not know, 501 is the better answer (a later
+    # extension may define it); 400 otherwise.
+    raise ParseError(
+        f"CSeq method {cseq_method} does not match request method {method}",
+        header="CSeq",
+        status=400 if method in KNOWN_METHODS else 501,
+    )
+
+
 def _validate(msg: Message) -> None:
     msg.via
     cseq = msg.cseq
@@ -307,14 +360,7 @@ def _validate(msg: Message) -> None:
     msg.to
     if isinstance(msg, Request):
         if cseq.method != msg.method:
-            # RFC 4475 §3.1.2.18: for a method we do not know, 501 is the better answer
-            # (a later extension may define it); 400 otherwise.
-            status = 400 if msg.method in KNOWN_METHODS else 501
-            raise ParseError(
-                f"CSeq method {cseq.method} does not match request method {msg.method}",
-                header="CSeq",
-                status=status,
-            )
+            _cseq_mismatch(cseq.method, msg.method)
         msg.max_forwards
 
 

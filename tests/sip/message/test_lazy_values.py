@@ -1,7 +1,8 @@
 """Values kept as text until read (``_lazy``) behave exactly like the parsed dataclasses.
 
-The parser hands out lazy subclasses of ``Via``, ``NameAddr``, ``SipURI`` and ``Params`` when a
-header matches its accept expression.  These tests pin the two promises that makes:
+When a header matches its accept expression, the parser builds the ``Via`` or ``NameAddr`` at
+once but hands out lazy subclasses of ``SipURI`` and ``Params`` for the URI and the
+parameters inside it.  These tests pin the two promises that makes:
 
 - the accept expressions only take values the complete grammar accepts, and the lazy value
   equals what the complete grammar builds (checked over every Via/From/To/Route/Contact
@@ -102,7 +103,7 @@ def _lazy_via_count() -> int:
     count = 0
     for value in _VIAS:
         try:
-            count += type(parse_via(value)) is not Via
+            count += type(parse_via(value).params) is not Params
         except ParseError:
             pass
     return count
@@ -123,8 +124,8 @@ def _lazies() -> list[tuple[object, object]]:
     m = ACCEPT_NAME_ADDR.fullmatch(_FROM)
     assert m is not None
     return [
-        (fast_name_addr(_FROM), parse_name_addr(_FROM)),
-        (parse_via(_VIA), _general_via(_VIA)),
+        (fast_name_addr(_FROM).uri, parse_name_addr(_FROM).uri),
+        (parse_via(_VIA).params, _general_via(_VIA).params),
         (lazy_sip_uri("sip:alice@example.com:5060;lr"), parse_uri("sip:alice@example.com:5060;lr")),
         (lazy_params(";a=1;B;tag=x"), Params.parse(";a=1;B;tag=x")),
     ]
@@ -208,3 +209,9 @@ def test_parsed_message_edits_after_lazy_reads() -> None:
     assert out.startswith(b"INVITE sip:bob@example.net SIP/2.0\r\nVia: SIP/2.0/TCP 192.0.2.9;branch=z9hG4bK.2\r\n"
                           b"Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK.1\r\nMax-Forwards: 69\r\n")
     assert parse_message(out).max_forwards == 69
+
+
+def test_lazy_class_attributes_are_the_dataclass_fields() -> None:
+    from sipline.sip.message.params import _LazyParams
+
+    assert _LazyParams.items is Params.__dict__["items"]
