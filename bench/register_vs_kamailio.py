@@ -29,10 +29,36 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests" / "interop"))
-import harness  # noqa: E402
-
+import harness
+from loadgen import LoadGenCpu
 
 SIPLINE_WORKERS = 1
+
+#: Printed under every table: what bounds the measured rates besides the servers.
+LIMITS = """
+Limits of this measurement: the SIPp UAC runs on the same cores as the server; a server
+that needs little CPU per registration (Kamailio) is stopped by SIPp and the machine, or by
+--stop, not by itself: compare CPU seconds per 1,000 registrations as well as rates.
+"""
+
+
+#: Kamailio's shared memory in MB.  The harness starts it with 64 MB (enough for the interop
+#: tests); at a few hundred calls/s tm runs out ("new_t(): out of mem", answered "500 No
+#: error (2/SL)"): every transaction lives on for its wait timer, so a benchmark must not
+#: mistake an undersized pool for the proxy's capacity.
+KAMAILIO_SHM_MB = 1024
+
+
+def kamailio_memory(mb: int) -> None:
+    """Start Kamailio with ``-m mb`` instead of the harness's 64."""
+    command = harness.kamailio_command
+
+    def with_memory(*args: object, **kwargs: object) -> list[str]:
+        argv = command(*args, **kwargs)  # type: ignore[arg-type]
+        index = argv.index("-m")
+        return [*argv[:index + 1], str(mb), *argv[index + 2:]]
+
+    harness.kamailio_command = with_memory  # type: ignore[assignment]
 
 
 def sipline_workers(count: int) -> None:
@@ -64,26 +90,48 @@ def start_server(kind: str, workdir: Path, pool: list[tuple[str, str]],
     return harness.start_sipline(workdir, config=config, users=pool, timeout=30)
 
 
-def bench_server(kind: str, args: argparse.Namespace, root: Path) -> harness.LoadStep | None:
+def bench_server(kind: str, args: argparse.Namespace, root: Path) -> tuple[harness.LoadStep | None, str]:
+    """The best step and a line on where the search stopped (server and SIPp CPU)."""
     workdir = root / kind
     pool = users(args.users)
     print(f"{kind}:")
     server = start_server(kind, workdir / "server", pool, args.workers)
     inf = harness.write_users_csv(root / f"{kind}-users.csv", pool)
+    sipp = LoadGenCpu()
     with harness.running(server):
         counter = iter(range(1, 1000))
+        last: list[float] = []
 
         def step(rate: float) -> harness.LoadStep:
-            return harness.run_load_step(
+            last.append(rate)
+            result = sipp.measure(rate, lambda: harness.run_load_step(
                 server, "register_auth", workdir / f"uac-{next(counter)}", rate=rate,
                 seconds=args.seconds, inf=inf, auth=("[field0]", "[field1]"),
                 auth_uri=server.domain, domain=server.domain,
-                keys={"expires": "3600"})
+                keys={"expires": "3600"}), lambda r: r.successful)  # type: ignore[attr-defined]
+            assert isinstance(result, harness.LoadStep)
+            return result
 
-        best, _ = harness.search_max_rate(
+        def log(line: str) -> None:
+            print(f"{line}; {sipp.describe(last[-1])}")
+
+        best, steps = harness.search_max_rate(
             step, harness.geometric_rates(args.start, args.stop, args.factor),
-            seconds=args.seconds, max_failure_ratio=args.max_failed)
-    return best
+            seconds=args.seconds, max_failure_ratio=args.max_failed, log=log)
+    return best, stop_note(kind, best, steps, sipp)
+
+
+def stop_note(kind: str, best: harness.LoadStep | None, steps: list[harness.LoadStep],
+              sipp: LoadGenCpu) -> str:
+    """Where and why the search ended, with the CPU the server and SIPp spent there."""
+    if not steps:
+        return f"{kind}: no step run"
+    end = steps[-1]
+    verdict = "passed the last rate tried (--stop)" if best is end else (
+        f"failed {end.rate:g}/s ({end.successful}/{end.attempted} ok in {end.wall_s:.1f} s)")
+    cores = f"{end.cpu_s / max(end.wall_s, 1e-9):.2f} cores"
+    return (f"{kind}: {verdict}; there the server used {end.cpu_s:.2f} CPU s ({cores}) and "
+            f"{sipp.describe(end.rate)}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="bench only this server (repeatable; default both)")
     parser.add_argument("--users", type=int, default=100, help="subscribers in the pool")
     parser.add_argument("--start", type=float, default=50, help="first rate (registrations/s)")
-    parser.add_argument("--stop", type=float, default=4000, help="highest rate tried")
+    parser.add_argument("--stop", type=float, default=20000, help="highest rate tried")
     parser.add_argument("--factor", type=float, default=1.5, help="rate growth per step")
     parser.add_argument("--seconds", type=float, default=5, help="length of each step")
     parser.add_argument("--max-failed", type=float, default=0.001,
@@ -101,17 +149,22 @@ def main(argv: list[str] | None = None) -> int:
                         help="Kamailio worker processes (default: cores)")
     parser.add_argument("--sipline-workers", type=int, default=os.cpu_count() or 1,
                         help="sipline worker processes (default: cores)")
+    parser.add_argument("--kamailio-shm", type=int, default=KAMAILIO_SHM_MB,
+                        help="Kamailio shared memory in MB (-m)")
     parser.add_argument("--keep", action="store_true", help="keep the logs directory")
     parser.add_argument("--write", action="store_true", help="append the table to bench/RESULTS.md")
     args = parser.parse_args(argv)
     sipline_workers(args.sipline_workers)
+    kamailio_memory(args.kamailio_shm)
 
     servers = args.only or ["sipline", "kamailio"]
     root = Path(tempfile.mkdtemp(prefix="sipline-bench-register-"))
     results: dict[str, harness.LoadStep | None] = {}
+    notes: list[str] = []
     try:
         for kind in servers:
-            results[kind] = bench_server(kind, args, root)
+            results[kind], note = bench_server(kind, args, root)
+            notes.append(note)
     finally:
         if args.keep:
             print(f"logs kept in {root}")
@@ -121,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
              f"{args.seconds:g} s steps x{args.factor:g} from {args.start:g}/s, "
              f"{os.cpu_count()} cores, Kamailio workers {args.workers}, "
              f"sipline workers {args.sipline_workers}")
-    table = harness.comparison_table(title, "registrations", results)
+    table = harness.comparison_table(title, "registrations", results) + LIMITS + "".join(
+        f"- {note}\n" for note in notes)
     print()
     print(table)
     if args.write:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import importlib
 import importlib.util
-import ipaddress
 import logging
 import time
 from collections.abc import Sequence
@@ -20,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..runtime.dns import Resolver, locate
+from ..runtime.dns import Resolver
 from ..runtime.endpoint import ClientCallbacks, Destination
 from ..runtime.transport import Origin
 from ..sip.auth_policy import (
@@ -28,8 +27,7 @@ from ..sip.auth_policy import (
     identity_matches,
 )
 from ..sip.errors import BadExtension, ProtocolError, SiplineError, UsageError
-from ..sip.locate import Destination as LocateTarget
-from ..sip.message import NameAddr, Request, Response, SipURI, TelURI, parse_uri
+from ..sip.message import NameAddr, Request, Response, SipURI, parse_uri
 from ..sip.message.builders import cancel_for
 from ..sip.message.params import Params
 from ..sip.message.uri import URI
@@ -57,8 +55,9 @@ from ..sip.proxy.policy import (
 from ..sip.proxy.routing import prepare_forward, preprocess_routes, process_response
 from ..sip.proxy.validate import compose_branch, loop_branch, validate_request
 from ..sip.transaction.keys import TransactionKey
-from ..sip.transport import Peer, default_port
+from ..sip.transport import Peer
 from .authn import verify_digest
+from .proxy_hops import HopResolver
 
 if TYPE_CHECKING:
     from ..storage.models import Binding
@@ -134,10 +133,15 @@ class ProxyRole:
         self.resolver = resolver
         self._calls: dict[TransactionKey, _Call] = {}
         self.stats: dict[str, int] = {"requests": 0, "forwarded": 0, "refused": 0}
-        # RFC 3263 answers for numeric hosts need no DNS and never change: kept, so that a
-        # branch to an IP address is sent without a task or a trip through the resolver.
-        self._numeric: dict[tuple[object, ...], Peer] = {}
-        self._is_ip: dict[str, bool] = {}
+        self._hops = HopResolver(resolver, server.transports_available)
+        # Our own addresses, derived from the listeners on first use and again whenever
+        # their number changes (they are fixed once the server has started).
+        self._addresses_for: tuple[int, int] = (-1, -1)
+        self._own_via_set: frozenset[str] = frozenset()
+        self._locals: dict[str, Peer] = {}
+        self._via_locals: dict[str, Peer] = {}
+        self._domains: frozenset[str] = frozenset(self.server.options.domains)
+        self._rr: dict[Peer, NameAddr] = {}
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -153,24 +157,46 @@ class ProxyRole:
     def _is_own_uri(self, uri: URI) -> bool:
         return isinstance(uri, SipURI) and uri.user is None and self.server.is_own_host(uri.host, uri.port)
 
-    def _own_vias(self) -> list[str]:
+    def _refresh_addresses(self) -> None:
+        """Forget the derived addresses when the listeners changed (see __init__)."""
+        now = (len(self.server.listening), len(self._endpoint.transports.private_ports))
+        if now != self._addresses_for:
+            self._addresses_for = now
+            self._own_via_set = frozenset(self._compute_own_vias())
+            self._locals.clear()
+            self._via_locals.clear()
+
+    def _compute_own_vias(self) -> list[str]:
         own = [*self.server.listening, *self._endpoint.transports.private_ports]
         return [f"{self.server.advertised_host(p)}:{p.port}".lower() for p in own]
 
+    def _own_vias(self) -> frozenset[str]:
+        self._refresh_addresses()
+        return self._own_via_set
+
     def _local(self, transport: str) -> Peer:
         """Our address on *transport* as others should reach it (Record-Route)."""
-        transports = self._endpoint.transports
-        local = transports.local_for(transport) or transports.local_for("udp") or self.server.listening[0]
-        return Peer(transport, self.server.advertised_host(local), local.port)
+        self._refresh_addresses()
+        found = self._locals.get(transport)
+        if found is None:
+            transports = self._endpoint.transports
+            local = transports.local_for(transport) or transports.local_for("udp") or self.server.listening[0]
+            found = self._locals[transport] = Peer(transport, self.server.advertised_host(local), local.port)
+        return found
 
     def _via_local(self, transport: str) -> Peer:
         """Our Via sent-by for a request sent on *transport*: in worker mode this worker's
         own UDP port, so that responses come back to the process holding the transaction."""
-        transports = self._endpoint.transports
-        local = transports.via_local(transport)
-        if local is None:
-            return self._local(transport)
-        return Peer(transport, self.server.advertised_host(local), local.port)
+        self._refresh_addresses()
+        found = self._via_locals.get(transport)
+        if found is None:
+            local = self._endpoint.transports.via_local(transport)
+            if local is None:
+                found = self._local(transport)
+            else:
+                found = Peer(transport, self.server.advertised_host(local), local.port)
+            self._via_locals[transport] = found
+        return found
 
     # -- requests ----------------------------------------------------------------------
 
@@ -198,7 +224,27 @@ class ProxyRole:
         except ProtocolError as exc:
             self._refuse(key, request, exc)
             return
-        self.server.spawn(self._route(request, key, origin, loop))
+        try:
+            if self._needs_stores(request):
+                self.server.spawn(self._route(request, key, origin, loop))
+                return
+            # In-dialog and preloaded-route requests: routed at once, without a task.
+            self._decide(request, key, origin, loop, {}, self._context_now(request, origin))
+        except Exception:  # as a failing task would be: logged, and the transaction times out
+            log.exception("[%s] routing %s failed", request.call_id, request.method)
+
+    def _needs_stores(self, request: Request) -> bool:
+        """Whether routing *request* may read storage: digest credentials of a caller from
+        our domains, or the bindings of one of our AORs (see _authorized, _context)."""
+        if request.routes:
+            return False
+        uri = request.uri
+        if isinstance(uri, SipURI) and uri.user is not None and uri.host.lower() in self._domains:
+            return True
+        if request.to.tag is not None or not self.settings.require_auth or request.method in (ACK, CANCEL):
+            return False
+        from_uri = request.from_.uri
+        return isinstance(from_uri, SipURI) and from_uri.host.lower() in self._domains
 
     def _refuse(self, key: TransactionKey, request: Request, exc: ProtocolError,
                 headers: Sequence[tuple[str, str]] = ()) -> None:
@@ -212,6 +258,12 @@ class ProxyRole:
             return
         bindings: dict[str, Binding] = {}
         ctx = await self._context(request, origin, bindings)
+        self._decide(request, key, origin, loop, bindings, ctx)
+
+    def _decide(self, request: Request, key: TransactionKey, origin: Origin, loop: str,
+                bindings: dict[str, Binding], ctx: RoutingContext) -> None:
+        """Ask the routing function (or the default) and carry the decision out."""
+        initial = request.to.tag is None
         decision: Decision = Continue()
         if request.routes:
             # Loose routing inside a dialog, or a preloaded route: follow it.
@@ -232,7 +284,7 @@ class ProxyRole:
         if not self.settings.require_auth or request.method in (ACK, CANCEL):
             return True
         from_uri = request.from_.uri
-        if not isinstance(from_uri, SipURI) or from_uri.host.lower() not in self.server.options.domains:
+        if not isinstance(from_uri, SipURI) or from_uri.host.lower() not in self._domains:
             return True  # calls from outside to our users need no credentials
         digest = self.server.digests.get(from_uri.host.lower(), self.server.digest)
         assert digest is not None and self.server.storage is not None
@@ -251,11 +303,20 @@ class ProxyRole:
             return False
         return True
 
+    def _context_now(self, request: Request, origin: Origin) -> RoutingContext:
+        """The routing context of a request whose Request-URI is no AOR of ours."""
+        return RoutingContext(
+            source=origin.peer,
+            local_domains=self._domains,
+            redirect_domains=self.settings.redirect_domains,
+            static_routes=self.settings.static_routes,
+        )
+
     async def _context(self, request: Request, origin: Origin, bindings: dict[str, Binding]) -> RoutingContext:
         uri = request.uri
         aor_known = False
         targets: list[ForkTarget] = []
-        domains = frozenset(self.server.options.domains)
+        domains = self._domains
         if isinstance(uri, SipURI) and uri.user is not None and uri.host.lower() in domains and not request.routes:
             registrar = self.server.registrar
             storage = self.server.storage
@@ -401,11 +462,7 @@ class ProxyRole:
         try:
             local = self._local(dest.peer.transport)
             branch = compose_branch(self.server.ids.branch(), call.loop)
-            record_route = None
-            if call.record_route:
-                rr_params = (("lr", None),) if local.transport == "udp" else (("transport", local.transport), ("lr", None))
-                rr_uri = SipURI("sip", None, None, local.host, local.port, Params(rr_params))
-                record_route = NameAddr(rr_uri)
+            record_route = self._record_route(local) if call.record_route else None
             via = self._via_local(dest.peer.transport)
             out = prepare_forward(
                 request, target,
@@ -433,6 +490,18 @@ class ProxyRole:
             self._drive(call)
 
         self._endpoint.send_request(out, dest, ClientCallbacks(on_response, on_failure))
+
+    def _record_route(self, local: Peer) -> NameAddr:
+        """Our Record-Route value for requests leaving from *local*: one object per
+        address, so the rendered values are cached (sipline.sip.proxy.routing)."""
+        found = self._rr.get(local)
+        if found is None:
+            rr_params = (("lr", None),) if local.transport == "udp" else (("transport", local.transport), ("lr", None))
+            found = NameAddr(SipURI("sip", None, None, local.host, local.port, Params(rr_params)))
+            if len(self._rr) > 64:
+                self._rr.clear()
+            self._rr[local] = found
+        return found
 
     def _hop(self, call: _Call, target: URI, binding: Binding | None) -> tuple[Destination | URI, tuple[str, ...]]:
         """Where a branch goes: the registering flow for a NATed binding, else the URI to
@@ -468,46 +537,13 @@ class ProxyRole:
             return hop, push
         return Destination(await self.resolve(hop)), push
 
-    def _numeric_key(self, uri: URI) -> tuple[object, ...] | None:
-        """Cache key for *uri* when RFC 3263 needs no DNS for it (a numeric host)."""
-        if not isinstance(uri, SipURI):
-            return None
-        host = uri.maddr or uri.host
-        numeric = self._is_ip.get(host)
-        if numeric is None:
-            numeric = _is_ip_literal(host)
-            if len(self._is_ip) > 4096:
-                self._is_ip.clear()
-            self._is_ip[host] = numeric
-        if not numeric:
-            return None
-        return (uri.scheme, uri.host, uri.port, uri.transport, uri.maddr, self.server.transports_available())
-
     def resolve_now(self, uri: URI) -> Peer | None:
-        """The answer of :meth:`resolve` when it is known without asking DNS, else None."""
-        key = self._numeric_key(uri)
-        return None if key is None else self._numeric.get(key)
+        """The next hop for *uri* when it is known without DNS (see HopResolver)."""
+        return self._hops.resolve_now(uri)
 
     async def resolve(self, uri: URI) -> Peer:
         """RFC 3263: the first transport address for *uri*."""
-        if isinstance(uri, TelURI) or not isinstance(uri, SipURI):
-            raise UsageError(f"cannot route to {uri}")
-        key = self._numeric_key(uri)
-        if key is not None:
-            known = self._numeric.get(key)
-            if known is not None:
-                return known
-        targets = await locate(
-            LocateTarget(uri.scheme, uri.host, uri.port, uri.transport, uri.maddr), self.resolver,
-            transports=self.server.transports_available(),
-        )
-        first = targets[0]
-        peer = Peer(first.transport, first.address, first.port or default_port(first.transport))
-        if key is not None:
-            if len(self._numeric) > 4096:
-                self._numeric.clear()
-            self._numeric[key] = peer
-        return peer
+        return await self._hops.resolve(uri)
 
     def _cancel_branch(self, call: _Call, branch_id: int) -> None:
         sent = call.branches.get(branch_id)
@@ -548,13 +584,13 @@ class ProxyRole:
             self.server.spawn(self._forward_stateless(ack, loop))
 
     def _local_aor(self, uri: URI) -> bool:
-        return isinstance(uri, SipURI) and uri.user is not None and uri.host.lower() in self.server.options.domains
+        return isinstance(uri, SipURI) and uri.user is not None and uri.host.lower() in self._domains
 
     async def _forward_stateless(self, request: Request, loop: str) -> None:
         try:
             routes = request.routes
             hop = routes[0].uri if routes else request.uri
-            if isinstance(hop, SipURI) and hop.user is not None and hop.host.lower() in self.server.options.domains \
+            if isinstance(hop, SipURI) and hop.user is not None and hop.host.lower() in self._domains \
                     and not routes:
                 registrar = self.server.registrar
                 assert registrar is not None
@@ -606,14 +642,6 @@ class ProxyRole:
             }
             for c in self._calls.values()
         ]
-
-
-def _is_ip_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return True
 
 
 def _host(host: str) -> str:

@@ -23,7 +23,8 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from ..sip.auth.server import AuthResult, DigestServer
+from ..sip.auth.header import Credentials
+from ..sip.auth.server import DigestServer
 from ..sip.auth_policy import (
     auth_failure_response,
     identity_matches,
@@ -61,7 +62,7 @@ from ..storage import (
     TooManyBindings,
     transact,
 )
-from .authn import verify_digest
+from .authn import challenge_now, verify_credentials
 
 __all__ = ["Registrar", "RegistrarStores"]
 
@@ -127,8 +128,31 @@ class Registrar:
         self._wall_clock = wall_clock
         self._nonce_binding = nonce_binding
         self._attempts = attempts
+        self._date_second = -1
+        self._date_text = ""
 
     # -- REGISTER -----------------------------------------------------------------------
+
+    def answer_now(self, request: Request, origin_source: Source, now: float) -> Response | Credentials:
+        """What needs no store: the final response to a REGISTER refused by its Require or
+        carrying no credentials for our realm (the 401 that starts every registration),
+        else the credentials :meth:`handle` must check.  Lets the server answer at once,
+        without a task."""
+        if request.method != REGISTER:
+            raise UsageError(f"the registrar handles REGISTER, not {request.method}")
+        refusal = check_require(request, self.policy)
+        if refusal is not None:
+            return self._respond(request, refusal, now)
+        credentials, refused = challenge_now(request, self._server, now, proxy=False,
+                                             binding=self._binding_of(origin_source))
+        if refused is None:
+            assert credentials is not None
+            return credentials
+        log.info("[%s] REGISTER not authenticated: %s", _call_id(request), refused.reason)
+        return auth_failure_response(request, refused, proxy=False, to_tag=self._ids.tag())
+
+    def _binding_of(self, origin_source: Source) -> str:
+        return self._nonce_binding(origin_source) if self._nonce_binding else ""
 
     async def handle(
         self,
@@ -136,16 +160,19 @@ class Registrar:
         origin_source: Source,
         now: float,
         connection_id: str | None = None,
+        credentials: Credentials | None = None,
     ) -> Response:
-        """The final response to one REGISTER; bindings are committed before it is built."""
-        if request.method != REGISTER:
-            raise UsageError(f"the registrar handles REGISTER, not {request.method}")
-        refusal = check_require(request, self.policy)
-        if refusal is not None:
-            return self._respond(request, refusal, now)
+        """The final response to one REGISTER; bindings are committed before it is built.
 
-        binding = self._nonce_binding(origin_source) if self._nonce_binding else ""
-        result = await self._authenticate(request, now, binding)
+        ``credentials``: what :meth:`answer_now` returned for this request, if it was asked.
+        """
+        if credentials is None:
+            early = self.answer_now(request, origin_source, now)
+            if isinstance(early, Response):
+                return early
+            credentials = early
+        result = await verify_credentials(request, credentials, self._server, self._subscribers, now,
+                                          binding=self._binding_of(origin_source))
         if not result.ok:
             log.info("[%s] REGISTER not authenticated: %s", _call_id(request), result.reason)
             return auth_failure_response(request, result, proxy=False, to_tag=self._ids.tag())
@@ -162,9 +189,6 @@ class Registrar:
         if isinstance(decision, RegisterRejected):
             log.info("[%s] REGISTER %s refused: %s", _call_id(request), aor, decision.log)
         return self._respond(request, decision, now)
-
-    async def _authenticate(self, request: Request, now: float, binding: str) -> AuthResult:
-        return await verify_digest(request, self._server, self._subscribers, now, proxy=False, binding=binding)
 
     async def _commit(
         self,
@@ -259,8 +283,17 @@ class Registrar:
         )
 
     def _respond(self, request: Request, decision: RegisterDecision, now: float) -> Response:
-        date = http_date(self._wall_clock()) if self._wall_clock is not None else None
-        return build_register_response(request, decision, now, self._ids.tag(), date=date)
+        return build_register_response(request, decision, now, self._ids.tag(), date=self._date())
+
+    def _date(self) -> str | None:
+        """The Date header value, formatted once per second (it has one-second resolution)."""
+        if self._wall_clock is None:
+            return None
+        second = int(self._wall_clock())
+        if second != self._date_second:
+            self._date_second = second
+            self._date_text = http_date(second)
+        return self._date_text
 
     # -- for the proxy and the server ---------------------------------------------------
 

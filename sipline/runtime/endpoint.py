@@ -101,7 +101,9 @@ class Endpoint:
         self._flush()
 
     def _on_transport_error(self, peer: Peer, exc: BaseException) -> None:
-        self.layer.transport_error(Destination(peer), self.loop.time())
+        # Match by address: a stream transaction's destination also names its connection.
+        self.layer.transport_failed(lambda used: isinstance(used, Destination) and used.peer == peer,
+                                    self.loop.time())
         self._flush()
 
     def _on_timer(self) -> None:

@@ -420,6 +420,12 @@ def _find(
             if b.instance_id == instance and b.reg_id == reg_id:
                 return b
         return None
+    # A refresh spells its Contact as before, and a URI is equivalent to itself: comparing
+    # the text first skips parsing every stored contact on the common path.
+    text = str(uri)
+    for b in alive:
+        if b.reg_id is None and b.contact == text:
+            return b
     for b in alive:
         if b.reg_id is None and _same_contact(b.contact, uri):
             return b

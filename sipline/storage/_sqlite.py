@@ -93,6 +93,9 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
 #: Seconds between WAL checkpoints of a file database (on the worker thread).
 CHECKPOINT_INTERVAL = 1.0
 
+#: Seconds a write waits for another process's write lock before it fails.
+BUSY_TIMEOUT = 5.0
+
 #: The schema version this code writes.
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -176,6 +179,8 @@ class SqliteDatabase:
         self._flusher: asyncio.Task[None] | None = None
         self._checkpoint: asyncio.TimerHandle | None = None
         self._checkpointer: sqlite3.Connection | None = None
+        #: When the queued writes first found the write lock taken (see _flush_inline).
+        self._busy_since: float | None = None
         #: How many write batches were committed, and how many writes they held (bench aid).
         self.batches = 0
         self.batched_writes = 0
@@ -198,6 +203,9 @@ class SqliteDatabase:
                 db._reader = _connect_reader(text)
                 assert db._conn is not None
                 db._conn.execute("PRAGMA wal_autocheckpoint=0")  # see _run_checkpoint
+                # Writes run on the event loop: never sleep in SQLite's busy handler, see
+                # _flush_inline.
+                db._conn.execute("PRAGMA busy_timeout=0")
                 db._arm_checkpoint()
         except BaseException:
             await db.close()
@@ -221,12 +229,92 @@ class SqliteDatabase:
             return await self._submit(lambda conn: _read(conn, fn))
         if self._executor is None:
             raise StorageUnavailable(f"sqlite database {self.path} is closed")
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
         self._batch.append((fn, future))
         if not self._flushing:
             self._flushing = True
-            self._flusher = asyncio.get_running_loop().create_task(self._flush())
+            if self._reader is not None:
+                # Writes run on this thread: a plain callback, no task, commits the batch
+                # after the loop iteration that queued it.
+                loop.call_soon(self._flush_inline)
+            else:
+                self._flusher = loop.create_task(self._flush())
         return await future
+
+    async def read_one(self, sql: str, params: tuple[Any, ...]) -> Any:
+        """``execute(sql, params).fetchone()`` on the reader: one statement is its own
+        read transaction, so the BEGIN/COMMIT pair of :meth:`run` is not needed."""
+        reader = self._reader
+        if reader is None:
+            return await self.run(lambda conn: conn.execute(sql, params).fetchone(), write=False)
+        if self._executor is None:
+            raise StorageUnavailable(f"sqlite database {self.path} is closed")
+        return reader.execute(sql, params).fetchone()
+
+    def _flush_inline(self) -> None:
+        """:meth:`_flush` for a file database, whose writes need no thread.
+
+        Another process holding the write lock (a sibling worker's batch, the CLI) must not
+        stall this event loop: the writer connection does not wait inside SQLite (its busy
+        timeout is 0), the batch goes back to the queue and is retried after a short,
+        growing delay, for at most ``BUSY_TIMEOUT`` seconds.
+        """
+        retry = False
+        try:
+            while self._batch:
+                batch, self._batch = self._batch, []
+                conn = self._conn
+                try:
+                    if conn is None:
+                        raise StorageUnavailable(f"sqlite database {self.path} is closed")
+                    outcomes = _write_batch(conn, batch)
+                except _WriteLockBusy as busy:
+                    now = time.monotonic()
+                    if self._busy_since is None:
+                        self._busy_since = now
+                    if now - self._busy_since < BUSY_TIMEOUT:
+                        self._batch[:0] = batch
+                        retry = True
+                        return
+                    self._busy_since = None
+                    self._fail(batch, busy.error)
+                    continue
+                except Exception as exc:  # BEGIN/COMMIT failed, or the database closed
+                    self._fail(batch, exc)
+                    continue
+                self._busy_since = None
+                self._settle(batch, outcomes)
+        finally:
+            if retry:
+                waited = time.monotonic() - (self._busy_since or time.monotonic())
+                delay = min(0.005, 0.0002 + waited / 4)
+                asyncio.get_running_loop().call_later(delay, self._flush_inline)
+            else:
+                self._flushing = False
+
+    @staticmethod
+    async def _write_waiting(
+        conn: sqlite3.Connection,
+        batch: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]],
+    ) -> list[tuple[bool, Any]]:
+        """``_write_batch`` on this thread, waiting (without blocking the loop) for
+        another process's write lock for at most ``BUSY_TIMEOUT`` seconds."""
+        deadline = time.monotonic() + BUSY_TIMEOUT
+        while True:
+            try:
+                return _write_batch(conn, batch)
+            except _WriteLockBusy as busy:
+                if time.monotonic() >= deadline:
+                    raise busy.error from None
+            await asyncio.sleep(0.001)
+
+    @staticmethod
+    def _fail(batch: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]],
+              exc: BaseException) -> None:
+        for _, future in batch:
+            if not future.done():
+                future.set_exception(_clone(exc))
 
     async def _flush(self) -> None:
         """Commit batches until none is waiting; every future gets its result or error."""
@@ -235,7 +323,7 @@ class SqliteDatabase:
                 batch, self._batch = self._batch, []
                 try:
                     if self._reader is not None and self._conn is not None:
-                        outcomes = _write_batch(self._conn, batch)
+                        outcomes = await self._write_waiting(self._conn, batch)
                     else:
                         outcomes = await self._submit(lambda conn: _write_batch(conn, batch))
                 except BaseException as exc:  # BEGIN/COMMIT failed, or the database closed
@@ -245,17 +333,22 @@ class SqliteDatabase:
                     if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                         raise
                     continue
-                self.batches += 1
-                self.batched_writes += len(batch)
-                for (_, future), (ok, value) in zip(batch, outcomes):
-                    if future.done():  # the caller was cancelled meanwhile
-                        continue
-                    if ok:
-                        future.set_result(value)
-                    else:
-                        future.set_exception(value)
+                self._settle(batch, outcomes)
         finally:
             self._flushing = False
+
+    def _settle(self, batch: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]],
+                outcomes: list[tuple[bool, Any]]) -> None:
+        """Hand every write of a committed batch its result or its error."""
+        self.batches += 1
+        self.batched_writes += len(batch)
+        for (_, future), (ok, value) in zip(batch, outcomes):
+            if future.done():  # the caller was cancelled meanwhile
+                continue
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
 
     def _arm_checkpoint(self) -> None:
         self._checkpoint = asyncio.get_running_loop().call_later(
@@ -337,7 +430,25 @@ def _write_batch(
     outcomes: list[tuple[bool, Any]] = []
     # IMMEDIATE takes the write lock up front, so a read-then-write cannot be overtaken by
     # another process (the CLI, another worker) between its read and its write.
-    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if exc.sqlite_errorcode in _BUSY_CODES:  # nothing began: the batch may be retried
+            raise _WriteLockBusy(exc) from exc
+        raise
+    if len(batch) == 1:
+        # Alone in its batch, a write needs no savepoint: if it raises, the whole
+        # transaction is its own to roll back.
+        try:
+            value = batch[0][0](conn)
+        except Exception as exc:
+            conn.execute("ROLLBACK")
+            return [(False, exc)]
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return [(True, value)]
     try:
         for fn, _ in batch:
             conn.execute("SAVEPOINT w")
@@ -355,6 +466,17 @@ def _write_batch(
         raise
     conn.execute("COMMIT")
     return outcomes
+
+
+_BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+
+
+class _WriteLockBusy(Exception):
+    """BEGIN IMMEDIATE found the write lock taken; ``error`` is SQLite's."""
+
+    def __init__(self, error: sqlite3.OperationalError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def _clone(exc: BaseException) -> BaseException:

@@ -1,11 +1,12 @@
 """SQLite backend: the default, one file under the data directory.
 
-Theory of operation: one connection lives on one dedicated worker thread, and every
-operation is a plain function shipped to that thread and run inside its own transaction.
-Serialising through one thread keeps the event loop free of disk waits while making each
-store method trivially atomic within the process; ``BEGIN IMMEDIATE`` on writes extends
-that to other processes on the same file (the CLI, a second sipline), and WAL mode lets
-their readers proceed while we write.
+Theory of operation: every store method is a plain function run inside one transaction
+by :class:`~sipline.storage._sqlite.SqliteDatabase` -- reads at once on a read-only
+connection, writes group-committed, both on the event loop's thread (its docstring says
+why, measured); ``BEGIN IMMEDIATE`` on writes makes each method atomic against other
+processes on the same file (the CLI, another worker), and WAL mode lets their readers
+proceed while we write.  The location rows of the registrar's hot path live in
+:mod:`sipline.storage._location_rows`.
 
 The schema is versioned: ``schema_migrations`` records applied steps and opening a file
 applies the missing ones in order, refusing files written by a newer sipline.  The SQL
@@ -14,18 +15,16 @@ sticks to what PostgreSQL also accepts, so the call-record part can move there l
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, TextIO
 
 from sipline.sip.errors import UsageError
+from sipline.storage import _location_rows as rows
 from sipline.storage._logic import (
     binding_from_dict,
     binding_order,
-    binding_to_dict,
-    ha1_of,
     merge_bindings,
     record_from_dict,
     record_to_dict,
@@ -50,6 +49,7 @@ from sipline.storage.models import (
     BindingSet,
     CallRecord,
     Subscriber,
+    canonical_algorithm,
     make_subscriber,
 )
 
@@ -65,94 +65,36 @@ __all__ = [
 # ---------------------------------------------------------------------------------------
 # Location
 
-_BINDING_COLUMNS = tuple(binding_to_dict(Binding("a", "c", 0.0)))
-_INSERT_BINDING = (
-    f"INSERT INTO location_bindings ({', '.join(_BINDING_COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in _BINDING_COLUMNS)})"
-)
-
-
-# (aor, contact) is the primary key: a refreshed binding replaces its row in place.
-_REPLACE_BINDING = "INSERT OR REPLACE" + _INSERT_BINDING[len("INSERT"):]
-
-
-def _binding_row(b: Binding) -> tuple[Any, ...]:
-    d = binding_to_dict(b)
-    d["path"] = json.dumps(d["path"])
-    return tuple(d[name] for name in _BINDING_COLUMNS)
-
-
-def _write_merged(conn: sqlite3.Connection, aor: str, stored: dict[str, Binding],
-                  merged: dict[str, Binding]) -> int:
-    """Write only the bindings that changed (a refresh touches one row), then version."""
-    gone = [(aor, contact) for contact in stored if contact not in merged]
-    if gone:
-        conn.executemany("DELETE FROM location_bindings WHERE aor = ? AND contact = ?", gone)
-    changed = [_binding_row(b) for contact, b in merged.items() if stored.get(contact) != b]
-    if changed:
-        conn.executemany(_REPLACE_BINDING, changed)
-    return _touch(conn, aor, len(merged))
-
-
-def _stored(conn: sqlite3.Connection, aor: str) -> dict[str, Binding]:
-    rows = conn.execute("SELECT * FROM location_bindings WHERE aor = ?", (aor,))
-    return {row["contact"]: binding_from_dict(dict(row)) for row in rows}
-
-
-def _version(conn: sqlite3.Connection, aor: str) -> int:
-    row = conn.execute("SELECT version FROM location_aors WHERE aor = ?", (aor,)).fetchone()
-    return 0 if row is None else int(row[0])
-
-
-def _touch(conn: sqlite3.Connection, aor: str, left: int | None = None) -> int:
-    """New version for ``aor`` after a change, or drop its row when no binding is left.
-
-    ``left``: how many bindings the AOR now has, when the caller knows (saves a COUNT).
-    """
-    if left is None:
-        left = conn.execute("SELECT COUNT(*) FROM location_bindings WHERE aor = ?", (aor,)).fetchone()[0]
-    if left == 0:
-        conn.execute("DELETE FROM location_aors WHERE aor = ?", (aor,))
-        return 0
-    version = int(
-        conn.execute(
-            "UPDATE sequences SET value = value + 1 WHERE name = 'location' RETURNING value"
-        ).fetchone()[0]
-    )
-    conn.execute(
-        "INSERT INTO location_aors (aor, version) VALUES (?, ?) "
-        "ON CONFLICT (aor) DO UPDATE SET version = excluded.version",
-        (aor, version),
-    )
-    return version
-
-
 class SqliteLocationStore:
     def __init__(self, db: SqliteDatabase, max_bindings: int = DEFAULT_MAX_BINDINGS) -> None:
         if max_bindings < 1:
             raise UsageError("max_bindings must be at least 1")
         self.db = db
         self.max_bindings = max_bindings
+        self._rows = rows.RowCache()
 
     async def lookup(self, aor: str, now: float) -> list[Binding]:
-        return list((await self.snapshot(aor, now)).bindings)
+        def read(conn: sqlite3.Connection) -> list[Binding]:
+            return sort_bindings(b for b in rows.read_bindings(conn, aor, self._rows).values() if b.alive(now))
+
+        return await self.db.run(read, write=False)
 
     async def snapshot(self, aor: str, now: float) -> BindingSet:
         def read(conn: sqlite3.Connection) -> BindingSet:
-            alive = (b for b in _stored(conn, aor).values() if b.alive(now))
-            return BindingSet(aor, tuple(sort_bindings(alive)), _version(conn, aor))
+            stored, version = rows.read_bindings_and_version(conn, aor, self._rows)
+            alive = (b for b in stored.values() if b.alive(now))
+            return BindingSet(aor, tuple(sort_bindings(alive)), version)
 
         return await self.db.run(read, write=False)
 
     async def apply(self, aor: str, changes: BindingChanges, now: float) -> BindingSet:
         def write(conn: sqlite3.Connection) -> BindingSet:
-            version = _version(conn, aor)
+            stored, version = rows.read_bindings_and_version(conn, aor, self._rows)
             if changes.expected_version is not None and changes.expected_version != version:
                 raise StaleBindingSet(aor, changes.expected_version, version)
-            stored = _stored(conn, aor)
             merged = merge_bindings(aor, stored.values(), changes, now, self.max_bindings)
             if merged != stored:
-                version = _write_merged(conn, aor, stored, merged)
+                version = rows.write_merged(conn, aor, stored, merged, self._rows)
             return BindingSet(aor, tuple(sort_bindings(merged.values())), version)
 
         return await self.db.run(write)
@@ -170,13 +112,12 @@ class SqliteLocationStore:
         """
 
         def write(conn: sqlite3.Connection) -> BindingSet:
-            version = _version(conn, aor)
-            stored = _stored(conn, aor)
+            stored, version = rows.read_bindings_and_version(conn, aor, self._rows)
             alive = (b for b in stored.values() if b.alive(now))
             changes = decide(BindingSet(aor, tuple(sort_bindings(alive)), version))
             merged = merge_bindings(aor, stored.values(), changes, now, self.max_bindings)
             if merged != stored:
-                version = _write_merged(conn, aor, stored, merged)
+                version = rows.write_merged(conn, aor, stored, merged, self._rows)
             return BindingSet(aor, tuple(sort_bindings(merged.values())), version)
 
         return await self.db.run(write)
@@ -191,7 +132,7 @@ class SqliteLocationStore:
                 "DELETE FROM location_bindings WHERE aor = ? AND contact = ?", (aor, contact)
             )
             if cur.rowcount:
-                _touch(conn, aor)
+                rows.touch(conn, aor)
             return cur.rowcount > 0
 
         return await self.db.run(write)
@@ -214,7 +155,7 @@ class SqliteLocationStore:
             ]
             cur = conn.execute("DELETE FROM location_bindings WHERE expires_at <= ?", (now,))
             for aor in aors:
-                _touch(conn, aor)
+                rows.touch(conn, aor)
             return cur.rowcount
 
         return await self.db.run(write)
@@ -244,6 +185,9 @@ class SqliteLocationStore:
 # Subscribers
 
 _SUBSCRIBER_COLUMNS = tuple(subscriber_to_dict(make_subscriber("u", "d", "p", created_at=0.0)))
+
+
+_HA1_COLUMN = {"MD5": "ha1_md5", "SHA-256": "ha1_sha256", "SHA-512-256": "ha1_sha512_256"}
 
 
 def _subscriber(row: sqlite3.Row | None) -> Subscriber | None:
@@ -349,15 +293,17 @@ class SqliteSubscriberStore:
         return await self._update(username, domain, lambda old: replace(old, enabled=enabled))
 
     async def ha1(self, username: str, realm: str, algorithm: str) -> str | None:
-        def read(conn: sqlite3.Connection) -> Subscriber | None:
-            return _subscriber(
-                conn.execute(
-                    "SELECT * FROM subscribers WHERE username = ? AND realm = ?",
-                    (username, realm),
-                ).fetchone()
-            )
-
-        return ha1_of(await self.db.run(read, write=False), algorithm)
+        # Every digest check reads this: one statement for the one column it needs, rather
+        # than the whole subscriber row turned into a Subscriber (ha1_of's rules, inlined).
+        column = _HA1_COLUMN[canonical_algorithm(algorithm)]
+        row = await self.db.read_one(
+            f"SELECT enabled, {column} FROM subscribers WHERE username = ? AND realm = ?",
+            (username, realm),
+        )
+        if row is None or not row[0]:
+            return None
+        value: str | None = row[1]
+        return value
 
 
 # ---------------------------------------------------------------------------------------

@@ -111,3 +111,45 @@ async def test_in_memory_sqlite(tmp_path: Path) -> None:
     db = await SqliteDatabase.open(":memory:")
     assert await db.schema_version() == SCHEMA_VERSION
     await db.close()
+
+
+async def test_a_write_waits_for_another_process_lock_without_blocking_the_loop(tmp_path: Path) -> None:
+    import asyncio
+
+    path = tmp_path / "busy.db"
+    db = await SqliteDatabase.open(path)
+    other = sqlite3.connect(path, isolation_level=None)  # another process: the CLI, a worker
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        write = asyncio.ensure_future(db.run(
+            lambda c: c.execute("INSERT INTO counters (key, value) VALUES ('k', 1)").rowcount))
+        ticks = 0
+        for _ in range(20):  # the loop keeps running while the write waits
+            await asyncio.sleep(0.005)
+            ticks += 1
+        assert ticks == 20 and not write.done()
+        other.execute("COMMIT")
+        assert await asyncio.wait_for(write, 2.0) == 1
+        value = await db.run(lambda c: c.execute("SELECT value FROM counters").fetchone()[0], write=False)
+        assert value == 1
+    finally:
+        other.close()
+        await db.close()
+
+
+async def test_a_write_fails_once_the_lock_stays_taken(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sipline.storage import _sqlite
+
+    monkeypatch.setattr(_sqlite, "BUSY_TIMEOUT", 0.05)
+    path = tmp_path / "stuck.db"
+    db = await SqliteDatabase.open(path)
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(sqlite3.OperationalError):
+            await db.run(lambda c: c.execute("INSERT INTO counters (key, value) VALUES ('k', 1)"))
+        other.execute("ROLLBACK")
+        assert await db.run(lambda c: c.execute("INSERT INTO counters (key, value) VALUES ('k', 2)").rowcount) == 1
+    finally:
+        other.close()
+        await db.close()

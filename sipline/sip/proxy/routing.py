@@ -23,6 +23,7 @@ dialog reaches us on the interface it can use; responses then need no Record-Rou
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
@@ -273,8 +274,7 @@ def prepare_forward(
     """
     if not branch.startswith(BRANCH_MAGIC):
         raise UsageError(f"branch {branch!r} lacks the RFC 3261 magic cookie")
-    top_via = parse_via(via) if isinstance(via, str) else via
-    top_via = top_via.with_param("branch", branch)
+    top_via = _via_with_branch(via, branch)
 
     out = request.copy()
     headers = out.headers
@@ -305,21 +305,55 @@ def prepare_forward(
     if record_route is not None:
         hop = next_hop(out)
         secure = _is_sips(out.uri) or _is_sips(hop)
-        values = record_route_values(
-            record_route,
-            inbound_record_route=inbound_record_route,
-            inbound_transport=inbound_transport,
-            outbound_transport=outbound_transport,
-            double_rr=double_rr,
-            secure=secure,
-        )
-        for rr in reversed(values):
-            headers.prepend("Record-Route", str(rr))
+        texts = _record_route_texts(record_route, inbound_record_route, inbound_transport,
+                                    outbound_transport, double_rr, secure)
+        for rr in reversed(texts):
+            headers.prepend("Record-Route", rr)
 
-    headers.prepend("Via", str(top_via))
+    headers.prepend("Via", top_via)
     if "Content-Length" not in headers:
         headers.add("Content-Length", str(len(out.body)))
     return out
+
+
+@functools.lru_cache(maxsize=256)
+def _record_route_texts(
+    record_route: NameAddr,
+    inbound_record_route: NameAddr | None,
+    inbound_transport: str | None,
+    outbound_transport: str | None,
+    double_rr: bool,
+    secure: bool,
+) -> tuple[str, ...]:
+    """:func:`record_route_values` rendered; a proxy asks the same question for every
+    request it record-routes (its own addresses, a couple of transports)."""
+    values = record_route_values(
+        record_route,
+        inbound_record_route=inbound_record_route,
+        inbound_transport=inbound_transport,
+        outbound_transport=outbound_transport,
+        double_rr=double_rr,
+        secure=secure,
+    )
+    return tuple(str(rr) for rr in values)
+
+
+@functools.lru_cache(maxsize=64)
+def _via_text(via: str) -> tuple[str, bool]:
+    """A Via text as rendered after parsing, and whether it has a branch.  A proxy passes
+    the same few sent-by texts for every request it forwards: parsed once each."""
+    parsed = parse_via(via)
+    return str(parsed), "branch" in parsed.params
+
+
+def _via_with_branch(via: Via | str, branch: str) -> str:
+    """Our Via value with *branch*: ``str(parse_via(via).with_param("branch", branch))``."""
+    if isinstance(via, str):
+        text, has_branch = _via_text(via)
+        if not has_branch:  # with_param appends a missing parameter: the same text
+            return f"{text};branch={branch}"
+        via = parse_via(via)
+    return str(via.with_param("branch", branch))
 
 
 def _is_sips(uri: URI) -> bool:

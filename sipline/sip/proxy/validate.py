@@ -21,7 +21,6 @@ returning request, which is exactly the topmost Via of the request as we first r
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from collections.abc import Collection
 
@@ -84,7 +83,7 @@ def loop_branch(request: Request, secret: bytes = b"", *, via_index: int = 0) ->
         "\x01".join(headers.get_fields("Proxy-Authorization")),
     ]
     data = "\x00".join(parts).encode("utf-8", "surrogateescape")
-    return hmac.new(secret, data, hashlib.sha256).hexdigest()[:LOOP_HASH_LENGTH]
+    return hmac.digest(secret, data, "sha256").hex()[:LOOP_HASH_LENGTH]  # one-shot HMAC
 
 
 def compose_branch(unique: str, loop: str) -> str:

@@ -50,13 +50,14 @@ class ClientTransaction(Transaction):
             self._check_method(request)
         if not isinstance(request, Request) or request.method == ACK:
             raise TransactionError(f"a client transaction needs a request other than ACK, not {request!r}")
-        try:
-            derived = client_key(request)
-        except ProtocolError as exc:
-            raise TransactionError(f"cannot send {request!r}: {exc.reason}") from None
-        if derived is None:
-            raise TransactionError(f"{request!r} has no branch in its top Via (RFC 3261 §8.1.1.7)")
-        super().__init__(request, destination, key=key or derived, timers=timers, reliable=reliable)
+        if key is None:  # the layer passes the key it matched by; derive it otherwise
+            try:
+                key = client_key(request)
+            except ProtocolError as exc:
+                raise TransactionError(f"cannot send {request!r}: {exc.reason}") from None
+            if key is None:
+                raise TransactionError(f"{request!r} has no branch in its top Via (RFC 3261 §8.1.1.7)")
+        super().__init__(request, destination, key=key, timers=timers, reliable=reliable)
         self._start(now)
 
     def _start(self, now: float) -> None:  # pragma: no cover - overridden

@@ -17,7 +17,7 @@ key encodes:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..ids import BRANCH_MAGIC
 from ..message.model import Message, Request
@@ -44,6 +44,14 @@ class TransactionKey:
     sent_by: str = ""
     #: RFC 2543 fields: Request-URI, To tag, From tag, Call-ID, CSeq number, top Via.
     legacy: tuple[str, ...] = ()
+    #: The hash, computed once: a key is looked up in several tables per message.
+    _hash: int = field(default=0, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.server, self.method, self.branch, self.sent_by, self.legacy)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     def __str__(self) -> str:
         side = "server" if self.server else "client"

@@ -258,8 +258,17 @@ class TransactionLayer:
 
     def transport_error(self, destination: object, now: float) -> None:
         """The transport could not reach *destination*: every transaction using it hears."""
+        self.transport_failed(lambda used: used == destination, now)
+
+    def transport_failed(self, failed: Callable[[object], bool], now: float) -> None:
+        """Every transaction whose destination *failed* accepts hears of a transport error.
+
+        A predicate rather than one destination because the runtime's destinations carry
+        more than the address the error names (a stream transaction's also carries its
+        connection), yet an unreachable address fails all of them alike.
+        """
         for tx in [*self._client.values(), *self._server.values()]:
-            if tx.destination == destination:
+            if failed(tx.destination):
                 tx.transport_error(now)
                 self._collect(tx)
 
@@ -289,8 +298,7 @@ class TransactionLayer:
 
     def _collect(self, tx: Transaction, fired_at: float | None = None) -> None:
         """Move a transaction's output and events to ours, then reschedule or remove it."""
-        self._output.extend(tx.drain_output())
-        self._events.extend(tx.drain_events())
+        tx.drain_into(self._output, self._events)
         key = tx.key
         if tx.terminated:
             self._scheduled.pop(key, None)

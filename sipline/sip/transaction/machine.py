@@ -48,6 +48,10 @@ class State(enum.Enum):
     ACCEPTED = "Accepted"
     TERMINATED = "Terminated"
 
+    # Members are singletons compared by identity: hash them by identity too, in C.  Enum's
+    # own __hash__ is a Python function, and every transition looks up (state, input).
+    __hash__ = object.__hash__
+
 
 class Input(enum.Enum):
     """Everything that can happen to a transaction."""
@@ -77,6 +81,8 @@ class Input(enum.Enum):
     TIMER_L = "Timer L"
     TIMER_M = "Timer M"
     TIMER_TRYING = "100 Trying timer"
+
+    __hash__ = object.__hash__  # see State
 
 
 #: Inputs that come from the TU: a missing table pair for them is misuse and raises.
@@ -177,6 +183,15 @@ class Transaction:
         out, self._events = self._events, []
         return out
 
+    def drain_into(self, output: list[SendMessage], events: list[TransactionEvent]) -> None:
+        """Both drains, appended to the caller's buffers (the layer's, after every input)."""
+        if self._output:
+            output.extend(self._output)
+            self._output.clear()
+        if self._events:
+            events.extend(self._events)
+            self._events.clear()
+
     # -- time -------------------------------------------------------------------------
 
     def next_deadline(self) -> float | None:
@@ -189,6 +204,9 @@ class Transaction:
 
     def handle_timer(self, now: float) -> None:
         """Fire every timer due at *now*, earliest first, each at most once per call."""
+        deadlines = self._deadlines
+        if not deadlines or min(deadlines.values()) > now:
+            return  # the common case: every input ends here
         fired: set[Input] = set()
         while True:
             due = [

@@ -248,3 +248,42 @@ def test_fuzz_challenge_roundtrip(
 def test_fuzz_credentials_roundtrip(username: str, uri: str, nc: int, cnonce: str) -> None:
     cred = Credentials(username, "r", "n", uri, "ab", qop="auth", nc=nc, cnonce=cnonce)
     assert parse_credentials(str(cred)) == cred
+
+
+# The fast path (one regex walk) must read exactly what the scanner reads, and hand
+# everything it does not recognise to the scanner.
+_FAST_ALPHABET = st.sampled_from(list('Digest ab=,"\t\\x1-'))
+
+
+@pytest.mark.parametrize("value", [
+    RFC2617_AUTHORIZATION,
+    '  Digest   a = b ,c= "d, e = f"  ',
+    'Digest a="", b=c',
+    "Digest\ta=b",
+    'Digest a=b ,\t c=d\t',
+])
+def test_fast_credentials_agree_with_scanner(value: str) -> None:
+    from sipline.sip.auth.header import _fast_groups, _parse_groups
+
+    assert _fast_groups(value) is not None
+    assert _fast_groups(value) == _parse_groups(value, "Authorization")
+
+
+@pytest.mark.parametrize("value", ['Digest a="x\\"y"', "Digest a=b, Basic c=d", "Digest a=b,",
+                                   "Digest", 'Digest a="b"c', "Digest ,a=b", "Digest a=\"b"])
+def test_fast_credentials_leave_the_rest_to_the_scanner(value: str) -> None:
+    from sipline.sip.auth.header import _fast_groups
+
+    assert _fast_groups(value) is None
+
+
+@settings(max_examples=300)
+@given(st.text(_FAST_ALPHABET, max_size=30))
+def test_fast_credentials_never_disagree(tail: str) -> None:
+    from sipline.sip.auth.header import _fast_groups, _parse_groups
+
+    value = "Digest " + tail
+    fast = _fast_groups(value)
+    if fast is None:
+        return
+    assert fast == _parse_groups(value, "Authorization")

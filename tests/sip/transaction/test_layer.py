@@ -335,6 +335,23 @@ def test_transport_error_reaches_every_transaction_on_that_destination(wire: W) 
     assert c in tl and len(tl) == 1
 
 
+def test_transport_failed_matches_destinations_by_predicate(wire: W) -> None:
+    """A runtime destination carries more than the address (a stream's connection), so the
+    runtime names the failed ones by a predicate over what each transaction used."""
+    tl = layer(wire)
+    via_flow_1 = (wire.PEER, "flow-1")
+    via_flow_2 = (wire.PEER, "flow-2")
+    a = tl.send_request(wire.request("OPTIONS", branch="z9hG4bKa"), via_flow_1, 0.0)
+    b = tl.send_request(wire.request("OPTIONS", branch="z9hG4bKb"), via_flow_2, 0.0)
+    c = tl.send_request(wire.request("OPTIONS", branch="z9hG4bKc"), (OTHER, "flow-3"), 0.0)
+    tl.transport_failed(lambda used: isinstance(used, tuple) and used[0] == wire.PEER, 0.1)
+    assert tl.drain_events() == [
+        TransportError(a, via_flow_1), TransactionTerminated(a),
+        TransportError(b, via_flow_2), TransactionTerminated(b),
+    ]
+    assert c in tl and len(tl) == 1
+
+
 def test_timer_heap_interleaves_transactions(wire: W) -> None:
     tl = layer(wire, trying_delay=None)
     k1 = tl.send_request(wire.request("OPTIONS", branch="z9hG4bK1"), wire.PEER, 0.0)
