@@ -23,6 +23,7 @@ nothing but ``--data`` to find it.  Plain HTTP/1.1, no authentication (loopback 
     state     string  "trying" | "ringing" | "answered" | "ending"
     started   number  Unix time (seconds) the INVITE arrived
     duration  number  seconds since started
+    worker    integer worker mode only: the worker process handling the call
 
 ``GET /trunks`` -> 200, a JSON list with one object per SBC trunk (empty without trunks):
 
@@ -42,6 +43,13 @@ nothing but ``--data`` to find it.  Plain HTTP/1.1, no authentication (loopback 
 
 Any other path answers 404 with ``{"error": "..."}``.  Extra fields may be added to the
 objects later; clients ignore what they do not know.
+
+Worker mode (``workers = N``).  Calls and SBC counters live in the worker process that
+owns the call, so the endpoint (served by worker 0) asks every other worker for its rows
+over a loopback socket the parent bound for it before forking (same protocol, local state
+only, see :mod:`sipline.ops.gather`) and answers for the whole server with
+:func:`merge_rows`: calls and (with a per-process ``memory://`` store) registrations are
+concatenated, each call tagged with ``worker``; per-trunk counters are summed.
 """
 
 from __future__ import annotations
@@ -74,6 +82,7 @@ __all__ = [
     "render_table",
     "format_timestamp",
     "format_duration",
+    "merge_rows",
 ]
 
 #: File in the data directory announcing where the admin endpoint listens.
@@ -281,3 +290,67 @@ def format_duration(value: Any) -> Any:
         minutes, seconds = divmod(rest, 60)
         return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
     return value
+
+
+# ---------------------------------------------------------------------------------------
+# Worker mode: one answer from the rows of every worker
+
+
+def merge_rows(path: str, per_worker: Sequence[Any], *, shared_store: bool) -> Any:
+    """The server-wide answer for ``path`` from each worker's local answer (index =
+    worker; None for a worker that did not answer).  ``shared_store``: registrations and
+    trunk channel counters come from a store all workers share, so every worker already
+    reports the whole figure and it must not be added up."""
+    lists = [rows if isinstance(rows, list) else [] for rows in per_worker]
+    if path == "/calls":
+        return [{**row, "worker": row.get("worker", index)}
+                for index, rows in enumerate(lists) for row in rows if isinstance(row, dict)]
+    if path == "/registrations":
+        if shared_store:
+            return next((rows for rows in lists if rows), [])
+        return [row for rows in lists for row in rows]
+    if path == "/trunks":
+        return _merge_trunks(lists, shared_store)
+    return per_worker[0]
+
+
+def _merge_trunks(lists: Sequence[list[Any]], shared_store: bool) -> list[dict[str, Any]]:
+    merged: dict[str, dict[str, Any]] = {}
+    for rows in lists:
+        for row in rows:
+            if not isinstance(row, dict) or not isinstance(row.get("name"), str):
+                continue
+            into = merged.get(row["name"])
+            if into is None:
+                merged[row["name"]] = {**row, "finals": dict(row.get("finals") or {})}
+                continue
+            for key in ("attempts", "cps") + (() if shared_store else ("channels",)):
+                if isinstance(row.get(key), (int, float)):
+                    into[key] = round(into.get(key, 0) + row[key], 2)
+            for status, count in (row.get("finals") or {}).items():
+                into["finals"][status] = into["finals"].get(status, 0) + count
+            if "hosts" in row:
+                into["hosts"] = _merge_hosts(into.get("hosts") or [], row["hosts"])
+            registration = row.get("registration")
+            if isinstance(registration, dict) and registration.get("registered") \
+                    and not (into.get("registration") or {}).get("registered"):
+                into["registration"] = registration
+    for row in merged.values():
+        row["finals"] = dict(sorted(row["finals"].items(), key=lambda item: int(item[0]) if item[0].isdigit() else 0))
+    return list(merged.values())
+
+
+#: A host any worker sees up is up; "down" needs no worker seeing it up.
+_HOST_RANK = {"up": 2, "down": 1, "unchecked": 0}
+
+
+def _merge_hosts(ours: list[Any], theirs: list[Any]) -> list[Any]:
+    states = {str(h.get("host")): h for h in ours if isinstance(h, dict)}
+    for host in theirs:
+        if not isinstance(host, dict):
+            continue
+        name = str(host.get("host"))
+        known = states.get(name)
+        if known is None or _HOST_RANK.get(str(host.get("state")), 0) > _HOST_RANK.get(str(known.get("state")), 0):
+            states[name] = host
+    return list(states.values())

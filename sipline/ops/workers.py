@@ -12,10 +12,10 @@ The parent only supervises: SIGTERM/SIGINT/SIGHUP/SIGUSR1 are passed on to every
 a worker that dies unexpectedly is started again (at most once per second), and the parent
 exits with the worst exit code once all workers have stopped.
 
-Per-worker differences: only worker 0 prints the banner and serves the admin endpoint, so
-``sipline calls`` lists the calls of worker 0 (``sipline registrations`` reads the shared
-store and sees all).  Each worker keeps its own nonce-count replay memory; one nonce used
-through two workers is only possible with two different Call-IDs.
+Per-worker differences: only worker 0 prints the banner and serves the admin endpoint; it
+answers for the whole server by asking the other workers over loopback sockets bound here
+before the fork (:mod:`sipline.ops.gather`).  Each worker keeps its own nonce-count replay
+memory; one nonce used through two workers is only possible with two different Call-IDs.
 
 Hook (``sipline/ops/cli.py``, in ``run()`` after ``setup_logging``, before the event loop
 exists -- fork() must not happen inside a running loop)::
@@ -42,6 +42,7 @@ from typing import Any
 
 from ..runtime import dispatch
 from .config import Config, load_secret
+from .gather import make_admin_sockets
 
 __all__ = ["serve_workers", "main"]
 
@@ -71,6 +72,7 @@ def serve_workers(config: Config, run: Callable[..., int], *, out: Any = None,
         return run(config, out=out, **run_options)
     load_secret(config)  # create it once, before the workers race to
     inboxes, outboxes = dispatch.make_inboxes(count)
+    admin = make_admin_sockets(count, _loopback(config.admin.host)) if config.admin.enabled else []
     children: dict[int, int] = {}  # pid -> worker index
     stopping = False
     worst = 0
@@ -84,7 +86,7 @@ def serve_workers(config: Config, run: Callable[..., int], *, out: Any = None,
             try:
                 for signum in _FORWARDED:
                     signal.signal(signum, signal.SIG_DFL)
-                dispatch.set_current(dispatch.WorkerGroup(index, count, inboxes, outboxes))
+                dispatch.set_current(dispatch.WorkerGroup(index, count, inboxes, outboxes, admin))
                 stream = out if index == 0 else io.StringIO()
                 code = run(_worker_config(config, index), out=stream, setup_log=False, **run_options)
             except BaseException:  # pragma: no cover - reported, then the worker ends
@@ -135,9 +137,14 @@ def serve_workers(config: Config, run: Callable[..., int], *, out: Any = None,
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-        for sock in (*inboxes, *outboxes):
+        for sock in (*inboxes, *outboxes, *admin):
             sock.close()
     return worst
+
+
+def _loopback(host: str) -> str:
+    """The workers' private admin sockets stay on loopback whatever the public one uses."""
+    return "::1" if ":" in host else "127.0.0.1"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

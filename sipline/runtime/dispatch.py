@@ -22,8 +22,13 @@ straight back to it, without a relay.  Responses that arrive on the shared port 
 relayed by Call-ID like requests.  Record-Route keeps the shared port, so a dialog
 survives any one worker.
 
-Stream connections (TCP, TLS) are not relayed: a connection lives in the worker that
-accepted or opened it, and responses go back on it.
+Stream connections (TCP, TLS) cannot move between processes, but their calls can: a
+connection stays in the worker that accepted or opened it (the *holder*), each message read
+from it goes to the owner of its Call-ID like a datagram, and whatever the owner must write
+on the connection -- the responses, and requests to a phone registered over it (RFC 5626
+flow reuse) -- it hands back to the holder.  Every worker announces the connections it
+holds, so any owner can reach any registered flow.  See :mod:`sipline.runtime.siblings`;
+the control packets are :class:`Control` (they start with ``!``, which no host does).
 
 Finding the Call-ID costs one regex search over the raw bytes; the relay one ``send`` --
 microseconds, against a millisecond or so for handling the message.
@@ -36,13 +41,22 @@ import socket
 import zlib
 from dataclasses import dataclass, field
 
-__all__ = ["WorkerGroup", "owner_of", "encode_relay", "decode_relay", "current", "set_current"]
+__all__ = ["WorkerGroup", "Control", "owner_of", "encode_relay", "decode_relay", "encode_control",
+           "decode_control", "current", "set_current", "MAX_RELAY"]
 
 # Call-ID or its compact form "i", at the start of a header line (RFC 3261 §7.3.3, §20.8).
 _CALL_ID = re.compile(rb"\r\n(?:call-id|i)[ \t]*:[ \t]*([^\r\n]*?)[ \t]*\r\n", re.IGNORECASE)
 
 #: Socket buffer for each inbox: bursts are absorbed, overflow is dropped like UDP.
 INBOX_BUFFER = 4 << 20
+
+#: Largest packet the inboxes carry: one loopback UDP datagram.
+MAX_RELAY = 65507
+
+#: Control packet kinds (see sipline.runtime.siblings): a frame read from a stream
+#: connection, a write on the holder's connection, a connection up / down, a failed write,
+#: and "tell me your connections" from a (re)started worker.
+CONTROL_KINDS = frozenset(b"FWUDEH")
 
 
 @dataclass(slots=True)
@@ -55,16 +69,36 @@ class WorkerGroup:
     inboxes: list[socket.socket]
     #: ``outboxes[i]`` is the socket worker i relays from.
     outboxes: list[socket.socket]
+    #: ``admin[i]``: worker i's listening loopback socket for its local admin state (empty
+    #: without an admin endpoint; see sipline.ops.gather).
+    admin: list[socket.socket] = field(default_factory=list)
     _targets: list[tuple[str, int]] = field(init=False, repr=False)
     _senders: frozenset[object] = field(init=False, repr=False)
+
+    _indexes: dict[object, int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._targets = [sock.getsockname() for sock in self.inboxes]
         self._senders = frozenset(sock.getsockname() for sock in self.outboxes)
+        self._indexes = {sock.getsockname(): index for index, sock in enumerate(self.outboxes)}
 
     def trusted(self, sender: object) -> bool:
         """Whether an inbox datagram comes from one of the workers' relay sockets."""
         return sender in self._senders
+
+    def sender_index(self, sender: object) -> int | None:
+        """Which worker sent an inbox datagram; None for a stranger."""
+        return self._indexes.get(sender)
+
+    def send(self, index: int, packet: bytes) -> bool:
+        """Put a packet in worker ``index``'s inbox; False when it cannot (full, too big)."""
+        if len(packet) > MAX_RELAY:
+            return False
+        try:
+            self.outboxes[self.index].sendto(packet, self._targets[index])
+        except (BlockingIOError, InterruptedError, OSError):
+            return False
+        return True
 
     def owner(self, data: bytes) -> int:
         found = owner_of(data, self.count)
@@ -103,6 +137,44 @@ def decode_relay(packet: bytes) -> tuple[bytes, tuple[str, int], int] | None:
         return data, (parts[0].decode("ascii"), int(parts[1])), int(parts[2])
     except (UnicodeDecodeError, ValueError):
         return None
+
+
+@dataclass(frozen=True, slots=True)
+class Control:
+    """A control packet between workers about one stream connection."""
+
+    #: One of :data:`CONTROL_KINDS`.
+    kind: str
+    #: The connection, named by its transport and remote address (unique per holder).
+    transport: str = ""
+    host: str = ""
+    port: int = 0
+    #: "F": our listening port the connection was accepted on (0 for one we opened).
+    local_port: int = 0
+    #: "F": the message read; "W": the bytes to write.
+    data: bytes = b""
+
+
+def encode_control(control: Control) -> bytes:
+    """``! kind SP transport SP host SP port SP local-port LF data``."""
+    head = f"!{control.kind} {control.transport or '-'} {control.host or '-'} {control.port} {control.local_port}\n"
+    return head.encode("ascii") + control.data
+
+
+def decode_control(packet: bytes) -> Control | None:
+    head, sep, data = packet.partition(b"\n")
+    if not sep or len(head) < 2 or head[0:1] != b"!" or head[1] not in CONTROL_KINDS:
+        return None
+    parts = head[2:].split(b" ")
+    if len(parts) != 5 or parts[0] != b"":
+        return None
+    try:
+        transport, host = parts[1].decode("ascii"), parts[2].decode("ascii")
+        port, local_port = int(parts[3]), int(parts[4])
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return Control(chr(head[1]), "" if transport == "-" else transport, "" if host == "-" else host,
+                   port, local_port, data)
 
 
 def make_inboxes(count: int) -> tuple[list[socket.socket], list[socket.socket]]:

@@ -23,14 +23,17 @@ import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from ..sip.errors import ProtocolError
 from ..sip.limits import DEFAULT_LIMITS, Limits
 from ..sip.message import KeepAlivePing, Message, Request, StreamFramer, parse_message
 from ..sip.message.rejection import rejection_for
 from ..sip.transport import Peer, stamp_received
-from . import dispatch
+from . import dispatch, icmp
+
+if TYPE_CHECKING:
+    from .siblings import StreamLinks
 
 __all__ = ["Origin", "TransportManager", "StreamConnection", "TransportConfig"]
 
@@ -114,9 +117,45 @@ class _DatagramProtocol(asyncio.DatagramProtocol):
         #: Set on a port shared by several workers: datagrams of other workers' calls are
         #: relayed to them (see sipline.runtime.dispatch).
         self.group = group
+        #: ICMP unreachable reporting (Linux), see sipline.runtime.icmp.
+        self.errors: icmp.ErrorQueue | None = None
+        self._sending = False
+        self._send_error: OSError | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.errors = icmp.watch(transport, self._unreachable, self.manager.loop)
+
+    def _unreachable(self, host: str, port: int, exc: OSError) -> None:
+        self.manager.stats["send_errors"] += 1
+        self.manager.on_error(Peer("udp", host, port), exc)
+
+    def sendto(self, data: bytes, addr: tuple[str, int]) -> None:
+        """Send a datagram; with ICMP reporting on, a send that fails because an earlier
+        datagram's ICMP error was pending is sent again (see sipline.runtime.icmp)."""
+        transport = self.transport
+        assert transport is not None
+        if self.errors is None:
+            transport.sendto(data, addr)
+            return
+        self._sending = True
+        try:
+            transport.sendto(data, addr)
+            failed = self._send_error
+            if failed is not None and failed.errno in icmp.STALE_SEND_ERRORS:
+                self._send_error = None
+                transport.sendto(data, addr)
+                failed = self._send_error
+        finally:
+            self._sending = False
+            self._send_error = None
+        if failed is not None and failed.errno in icmp.STALE_SEND_ERRORS:
+            self.errors.failed(str(addr[0]), int(addr[1]), failed)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.errors is not None:
+            self.errors.close()
+            self.errors = None
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
         if len(data) < 64 and not data.strip(b"\r\n\x00 "):
@@ -132,6 +171,10 @@ class _DatagramProtocol(asyncio.DatagramProtocol):
         self.receiver.handle(data, origin, True)
 
     def error_received(self, exc: Exception) -> None:
+        if self._sending and isinstance(exc, OSError):
+            self._send_error = exc
+        if self.errors is not None:
+            self.errors.drain()
         log.debug("UDP error on %s: %s", self.local, exc)
 
 
@@ -246,6 +289,8 @@ class TransportManager:
         self._group = dispatch.current()
         self._private: dict[str, _DatagramProtocol] = {}
         self._inbox: socket.socket | None = None
+        #: Worker mode: stream connections shared with the other workers (sipline.runtime.siblings).
+        self._links: StreamLinks | None = None
 
     def id_tag(self) -> str | None:
         return self._tag_source() if self._tag_source is not None else None
@@ -289,6 +334,8 @@ class TransportManager:
             local = Peer(transport, host, int(sockname[1]))
             self._servers[local] = server
             self._arm_idle_check()
+            if self._group is not None:
+                self._start_links()
             return local
         raise ValueError(f"unsupported transport {transport!r}")
 
@@ -314,6 +361,20 @@ class TransportManager:
             self._inbox = group.inboxes[group.index]
             self.loop.add_reader(self._inbox.fileno(), self._read_inbox)
 
+    def _start_links(self) -> None:
+        """Worker mode with stream listeners: pass calls and writes between the worker
+        holding a connection and the one owning the call (sipline.runtime.siblings)."""
+        group = self._group
+        assert group is not None
+        if self._links is None:
+            from .siblings import StreamLinks
+
+            self._links = StreamLinks(self, group)
+            self._links.hello()
+        if self._inbox is None:
+            self._inbox = group.inboxes[group.index]
+            self.loop.add_reader(self._inbox.fileno(), self._read_inbox)
+
     def _read_inbox(self) -> None:
         inbox, group = self._inbox, self._group
         if inbox is None or group is None:
@@ -328,6 +389,10 @@ class TransportManager:
                 log.debug("worker inbox: %s", exc)
                 return
             if not group.trusted(sender):
+                continue
+            if packet[:1] == b"!":
+                if self._links is not None:
+                    self._links.handle(packet, sender)
                 continue
             relayed = dispatch.decode_relay(packet)
             if relayed is None:
@@ -382,6 +447,8 @@ class TransportManager:
             conn.close()
             return
         self._connections[key] = conn
+        if self._links is not None:
+            self._links.adopt(conn)
 
     def _unregister(self, conn: StreamConnection) -> None:
         if conn.peer is None:
@@ -389,10 +456,14 @@ class TransportManager:
         key = (conn.name, conn.peer.host, conn.peer.port)
         if self._connections.get(key) is conn:
             del self._connections[key]
+            if self._links is not None:
+                self._links.drop(conn)
 
     def connection_to(self, peer: Peer) -> StreamConnection | None:
         conn = self._connections.get((peer.transport, peer.host, peer.port))
-        return conn if conn is not None and conn.is_open else None
+        if conn is not None and conn.is_open:
+            return conn
+        return self._links.connection_to(peer) if self._links is not None else None
 
     @property
     def connection_count(self) -> int:
@@ -451,7 +522,7 @@ class TransportManager:
                 self.on_error(peer, ConnectionError("no UDP listener to send from"))
                 return
             try:
-                protocol.transport.sendto(data, (peer.host, peer.port))
+                protocol.sendto(data, (peer.host, peer.port))
             except (OSError, ValueError) as exc:  # unroutable or malformed address from the wire
                 self.stats["send_errors"] += 1
                 self.on_error(peer, exc)

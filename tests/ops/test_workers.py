@@ -33,6 +33,8 @@ def test_each_worker_runs_once_with_its_index(tmp_path: Path) -> None:
     def run(cfg: Config, **options: Any) -> int:
         group = dispatch.current()
         assert group is not None and cfg.workers == 1 and options["setup_log"] is False
+        # Every worker's local admin socket, bound on loopback before the fork.
+        assert [sock.getsockname()[0] for sock in group.admin] == ["127.0.0.1"] * 3
         (seen / f"{group.index}-of-{group.count}").write_text(str(os.getpid()))
         return 0
 
