@@ -30,7 +30,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from sipline.media.errors import MediaUsageError
-from sipline.media.rtp import RtpPacket, seq_diff, ts_diff
+from sipline.media.rtp import RtpPacket, ts_diff
 
 __all__ = ["JitterConfig", "Concealment", "JitterStats", "JitterBuffer", "PlayoutItem"]
 
@@ -128,7 +128,13 @@ class JitterBuffer:
 
     def __init__(self, config: JitterConfig | None = None) -> None:
         self.config = config or JitterConfig()
-        self._target = self.config.target_delay
+        cfg = self.config
+        self._target = cfg.target_delay
+        # push() runs for every packet: the config fields it needs, as plain attributes.
+        self._rate = cfg.clock_rate
+        self._capacity = cfg.capacity
+        self._adaptive = cfg.adaptive
+        self._timed = False  # a packet fed the jitter estimate: the adaptive target applies
         self._jitter = 0.0  # timestamp units, RFC 3550 A.8
         self._counts = dict.fromkeys(
             ("received", "played", "lost", "late", "duplicates", "reordered", "discarded",
@@ -150,6 +156,15 @@ class JitterBuffer:
     @property
     def target_delay(self) -> float:
         """Current playout delay target in seconds."""
+        return self._refresh_target()
+
+    def _refresh_target(self) -> float:
+        # Adaptive mode: the target follows the jitter estimate.  Computed when read (once
+        # per tick) rather than on every packet; the value is the same.
+        if self._adaptive and self._timed:
+            cfg = self.config
+            wanted = 2 * cfg.frame_duration + 4 * self._jitter / self._rate
+            self._target = min(max(wanted, cfg.min_delay), cfg.max_delay)
         return self._target
 
     @property
@@ -158,7 +173,7 @@ class JitterBuffer:
         return JitterStats(
             **self._counts,
             jitter=self._jitter / self.config.clock_rate,
-            target_delay=self._target,
+            target_delay=self._refresh_target(),
             depth=len(self._buffer),
         )
 
@@ -168,33 +183,38 @@ class JitterBuffer:
         ``timing=False`` keeps the packet out of the jitter estimate (telephone events
         repeat one timestamp, which would read as jitter).
         """
-        if self._ssrc is not None and packet.ssrc != self._ssrc:
-            self._resync()
-        self._ssrc = packet.ssrc
-        if self._highest is None:
-            extended = packet.sequence
-        else:
-            delta = seq_diff(packet.sequence, self._highest[1])
-            if abs(delta) > _RESYNC_GAP:
+        ssrc, sequence = packet.ssrc, packet.sequence
+        if ssrc != self._ssrc:
+            if self._ssrc is not None:
                 self._resync()
-                extended = packet.sequence
+            self._ssrc = ssrc
+        highest = self._highest
+        if highest is None:
+            extended = sequence
+        else:
+            delta = ((sequence - highest[1] + 0x8000) & 0xFFFF) - 0x8000  # seq_diff, inlined
+            if -_RESYNC_GAP <= delta <= _RESYNC_GAP:
+                extended = highest[0] + delta
             else:
-                extended = self._highest[0] + delta
-        self._counts["received"] += 1
-        verdict = self._classify(extended)
-        if verdict != "queued":
-            return verdict
+                self._resync()
+                highest = None
+                extended = sequence
+        counts = self._counts
+        counts["received"] += 1
+        buffer = self._buffer
+        if extended in buffer or (self._started and extended < self._next):
+            return self._classify(extended)
         if timing:
             self._update_jitter(packet, arrival_time)
-        if self._highest is None:
+        if highest is None:
             self._first_arrival = arrival_time
-            self._highest = (extended, packet.sequence)
-        elif extended < self._highest[0]:
-            self._counts["reordered"] += 1
+            self._highest = (extended, sequence)
+        elif extended < highest[0]:
+            counts["reordered"] += 1
         else:
-            self._highest = (extended, packet.sequence)
-        self._buffer[extended] = packet
-        if len(self._buffer) > self.config.capacity:
+            self._highest = (extended, sequence)
+        buffer[extended] = packet
+        if len(buffer) > self._capacity:
             self._discard_oldest()
         return "queued"
 
@@ -215,14 +235,12 @@ class JitterBuffer:
         return "queued"
 
     def _update_jitter(self, packet: RtpPacket, arrival_time: float) -> None:
-        if self._last_arrival is not None:
-            last_time, last_ts = self._last_arrival
-            delta = (arrival_time - last_time) * self.config.clock_rate - ts_diff(packet.timestamp, last_ts)
+        last = self._last_arrival
+        if last is not None:
+            delta = (arrival_time - last[0]) * self._rate - ts_diff(packet.timestamp, last[1])
             self._jitter += (abs(delta) - self._jitter) / 16.0
         self._last_arrival = (arrival_time, packet.timestamp)
-        if self.config.adaptive:
-            wanted = 2 * self.config.frame_duration + 4 * self._jitter / self.config.clock_rate
-            self._target = min(max(wanted, self.config.min_delay), self.config.max_delay)
+        self._timed = True
 
     def _discard_oldest(self) -> None:
         oldest = min(self._buffer)
@@ -239,12 +257,13 @@ class JitterBuffer:
 
     def pop(self, now: float) -> PlayoutItem | None:
         """The item to play at tick time ``now``; ``None`` while still filling."""
+        target = self._refresh_target()
         if not self._started:
-            if not self._buffer or now < self._first_arrival + self._target:
+            if not self._buffer or now < self._first_arrival + target:
                 return None
             self._started = True
             self._next = min(self._buffer)
-        self._trim()
+        self._trim(target)
         packet = self._buffer.pop(self._next, None)
         if packet is not None:
             self._played.add(self._next)
@@ -261,12 +280,14 @@ class JitterBuffer:
         self._counts["underruns"] += 1
         return Concealment(sequence, lost=False)
 
-    def _trim(self) -> None:
+    def _trim(self, target: float) -> None:
         """Drop one queued frame when the queue holds more than the target delay."""
-        if not self._buffer:
+        if not self._buffer or self._highest is None:
             return
-        depth = max(self._buffer) - self._next + 1
-        allowed = math.ceil(self._target / self.config.frame_duration - 1e-9) + self.config.trim_slack
+        # The newest queued packet is always the highest seen (only the oldest ones leave
+        # the buffer), so the depth needs no scan of the buffer.
+        depth = self._highest[0] - self._next + 1
+        allowed = math.ceil(target / self.config.frame_duration - 1e-9) + self.config.trim_slack
         if depth > allowed and self._next in self._buffer:
             del self._buffer[self._next]
             self._played.add(self._next)

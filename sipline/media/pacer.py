@@ -13,6 +13,11 @@ each session is placed in the least crowded slot and ticked there, so the work i
 evenly.  A session keeps its slot for life, so its own packets stay exactly one interval
 apart whatever the others do.
 
+Why two passes: a member may give a second callable, ``then``, for work that is not
+time-critical (a session plays out and records received audio there).  Each slot first
+runs every member's ``tick`` (sending), then every ``then``: the packets of a slot leave
+back to back, and how long the receive work of the others takes never moves a send.
+
 Deadlines are ``epoch + n * slot`` (no drift from callback latency); when the loop stalls
 for longer than ``max_lag`` the schedule restarts from now instead of bursting through the
 backlog, and every member is told (sessions count these restarts).
@@ -41,9 +46,10 @@ class Pacer:
         self.interval = interval
         self.max_lag = max_lag
         self._slot = interval / phases
-        self._phases: list[dict[int, tuple[Tick, Callable[[], None]]]] = [{} for _ in range(phases)]
-        # Snapshot of each phase, rebuilt only when membership changes (not on every tick).
-        self._snapshots: list[tuple[Tick, ...] | None] = [None] * phases
+        self._phases: list[dict[int, tuple[Tick, Tick | None, Callable[[], None]]]] = [{} for _ in range(phases)]
+        # Snapshot of each phase (ticks, then the "then" pass), rebuilt only when membership
+        # changes, not on every tick.
+        self._snapshots: list[tuple[tuple[Tick, ...], tuple[Tick, ...]] | None] = [None] * phases
         self._where: dict[int, int] = {}
         self._next_key = 0
         self._handle: asyncio.TimerHandle | None = None
@@ -56,12 +62,15 @@ class Pacer:
     def __len__(self) -> int:
         return len(self._where)
 
-    def add(self, tick: Tick, on_resync: Callable[[], None] = lambda: None) -> int:
-        """Start ticking *tick* (within one interval); returns the key for :meth:`remove`."""
+    def add(self, tick: Tick, on_resync: Callable[[], None] = lambda: None, *, then: Tick | None = None) -> int:
+        """Start ticking *tick* (within one interval); returns the key for :meth:`remove`.
+
+        *then*, if given, is called in the same slot after every member's *tick* ran.
+        """
         key = self._next_key
         self._next_key += 1
         phase = min(range(len(self._phases)), key=lambda i: len(self._phases[i]))
-        self._phases[phase][key] = (tick, on_resync)
+        self._phases[phase][key] = (tick, then, on_resync)
         self._snapshots[phase] = None
         self._where[key] = phase
         if self._handle is None:
@@ -85,14 +94,17 @@ class Pacer:
         running = self._handle
         now = self._loop.time()
         phase = self._phase
-        ticks = self._snapshots[phase]
-        if ticks is None:
-            ticks = self._snapshots[phase] = tuple(tick for tick, _ in self._phases[phase].values())
-        for tick in ticks:
-            try:
-                tick(now)
-            except Exception as exc:  # one broken session must not silence the others
-                self._loop.call_exception_handler({"message": "RTP tick failed", "exception": exc})
+        snapshot = self._snapshots[phase]
+        if snapshot is None:
+            entries = self._phases[phase].values()
+            snapshot = self._snapshots[phase] = (tuple(tick for tick, _, _ in entries),
+                                                 tuple(then for _, then, _ in entries if then is not None))
+        for passes in snapshot:
+            for tick in passes:
+                try:
+                    tick(now)
+                except Exception as exc:  # one broken session must not silence the others
+                    self._loop.call_exception_handler({"message": "RTP tick failed", "exception": exc})
         self._phase = (phase + 1) % len(self._phases)
         self._count += 1
         deadline = self._epoch + self._count * self._slot
@@ -100,7 +112,7 @@ class Pacer:
             self.resyncs += 1
             self._epoch, self._count, deadline = now, 0, now
             for members in self._phases:
-                for _, on_resync in list(members.values()):
+                for _, _, on_resync in list(members.values()):
                     on_resync()
         if self._handle is not running:
             return  # the last member left during this tick (and maybe a new one restarted us)

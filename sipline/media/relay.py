@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -45,6 +45,7 @@ __all__ = [
     "needs_latching",
     "MediaRelay",
     "RelayCall",
+    "SilenceWatch",
 ]
 
 log = logging.getLogger("sipline.media.relay")
@@ -130,28 +131,69 @@ def anchor_sdp(sdp: SessionDescription, address: str, ports: Sequence[int]) -> S
     return sdp.replace(origin=new_origin, connection=conn, media=tuple(media), attributes=attributes)
 
 
+# -- silence --------------------------------------------------------------------------------
+
+class SilenceWatch:
+    """Whether a call's media went quiet: no packet in either direction for ``timeout``.
+
+    Pure (time is an argument): fed the call's running packet count at each sweep, it
+    remembers when the count last moved.  Counting instead of time-stamping every packet
+    keeps the datagram path free of clock reads.
+    """
+
+    __slots__ = ("timeout", "_count", "_since")
+
+    def __init__(self, timeout: float, count: int, now: float) -> None:
+        self.timeout = timeout
+        self._count = count
+        self._since = now
+
+    def silent(self, count: int, now: float) -> bool:
+        if count != self._count:
+            self._count, self._since = count, now
+            return False
+        return now - self._since >= self.timeout
+
+
 # -- sockets -----------------------------------------------------------------------------------
 
 class _Port(asyncio.DatagramProtocol):
-    """One bound UDP port of a side; hands every datagram to its half-stream."""
+    """One bound UDP port of a side (RTP or RTCP).
+
+    The datagram path does no parsing and no lookups: ``expect`` (the host packets must come
+    from, None while unknown), ``fwd_send``/``fwd_dest`` (the other side's matching socket
+    and where it sends) are precomputed by :meth:`_Stream.refresh` whenever an address is
+    learnt, latched or forgotten.
+    """
 
     def __init__(self, half: _Half, rtcp: bool) -> None:
         self.half = half
         self.rtcp = rtcp
         self.transport: asyncio.DatagramTransport | None = None
+        self.expect: str | None = None
+        self.fwd_send: Any = None
+        self.fwd_dest: Address | None = None
+        self.packets = 0
+        self.octets = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
-        self.half.received(data, (addr[0], addr[1]), self.rtcp)
+        expect = self.expect
+        if expect is None:
+            self.half.learn(addr, self.rtcp)
+        elif addr[0] != expect:
+            self.half.dropped += 1
+            return
+        self.packets += 1
+        self.octets += len(data)
+        dest = self.fwd_dest
+        if dest is not None:
+            self.fwd_send(data, dest)
 
     def error_received(self, exc: Exception) -> None:  # ICMP port unreachable and the like
         log.debug("relay port %s: %s", self.half.port, exc)
-
-    def send(self, data: bytes, addr: Address) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.sendto(data, addr)
 
 
 @dataclass(slots=True)
@@ -167,8 +209,6 @@ class _Half:
     remote: Address | None = None
     latch: bool = False
     latched: Address | None = None
-    packets: int = 0
-    octets: int = 0
     dropped: int = 0
 
     @property
@@ -177,26 +217,20 @@ class _Half:
             return self.latched
         return None if self.latch else self.remote
 
-    def received(self, data: bytes, source: Address, rtcp: bool) -> None:
-        expected = self.target
-        if expected is None:
-            if self.latch and not rtcp:
-                self.latched = source
-                log.debug("relay port %d latched to %s:%d", self.port, *source)
-        elif source[0] != expected[0]:
-            self.dropped += 1
-            return
-        self.packets += 1
-        self.octets += len(data)
-        self.stream.forward(self.side, data, rtcp)
+    @property
+    def packets(self) -> int:
+        return sum(p.packets for p in (self.rtp, self.rtcp) if p is not None)
 
-    def send(self, data: bytes, rtcp: bool) -> None:
-        target = self.target
-        if target is None or target[1] == 0:
-            return
-        port = self.rtcp if rtcp else self.rtp
-        if port is not None:
-            port.send(data, (target[0], target[1] + 1) if rtcp else target)
+    @property
+    def octets(self) -> int:
+        return sum(p.octets for p in (self.rtp, self.rtcp) if p is not None)
+
+    def learn(self, source: Any, rtcp: bool) -> None:
+        """A packet while the peer's address is unknown: latch to it (RTP only)."""
+        if self.latch and not rtcp and self.latched is None:
+            self.latched = (source[0], source[1])
+            log.debug("relay port %d latched to %s:%d", self.port, *self.latched)
+            self.stream.refresh()
 
 
 @dataclass(slots=True)
@@ -205,20 +239,64 @@ class _Stream:
 
     halves: dict[Side, _Half] = field(default_factory=dict)
 
-    def forward(self, from_side: Side, data: bytes, rtcp: bool) -> None:
-        out = self.halves.get(_other(from_side))
-        if out is not None:
-            out.send(data, rtcp)
+    def refresh(self) -> None:
+        """Recompute every port's fast-path fields from the halves' addresses."""
+        for half in self.halves.values():
+            out = self.halves.get(_other(half.side))
+            target = half.target
+            for port, out_port in ((half.rtp, out.rtp if out else None), (half.rtcp, out.rtcp if out else None)):
+                if port is None:
+                    continue
+                port.expect = target[0] if target is not None else None
+                out_target = out.target if out is not None else None
+                transport = out_port.transport if out_port is not None else None
+                if out_target is None or out_target[1] == 0 or transport is None or transport.is_closing():
+                    port.fwd_send, port.fwd_dest = None, None
+                else:
+                    port.fwd_send = transport.sendto
+                    port.fwd_dest = (out_target[0], out_target[1] + 1) if port.rtcp else out_target
 
 
 class MediaRelay:
     """The relay of one SBC: an address, a port range and the calls using it."""
 
-    def __init__(self, address: str, ports: PortAllocator, *, bind_host: str | None = None) -> None:
+    def __init__(self, address: str, ports: PortAllocator, *, bind_host: str | None = None,
+                 media_timeout: float = 0.0) -> None:
         self.address = address
         self.bind_host = bind_host or address
         self.ports = ports
         self.calls: set[RelayCall] = set()
+        #: Seconds without a packet either way before a watched call is reported; 0 = off.
+        self.media_timeout = media_timeout
+        self._watched: dict[RelayCall, SilenceWatch] = {}
+        self._sweeper: asyncio.TimerHandle | None = None
+
+    # -- media timeout: one sweep timer for the whole relay, not one per call --------------------
+
+    def _watch(self, call: RelayCall) -> None:
+        loop = asyncio.get_running_loop()
+        self._watched[call] = SilenceWatch(self.media_timeout, call.received, loop.time())
+        if self._sweeper is None:
+            self._arm_sweep(loop)
+
+    def _arm_sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        interval = min(max(self.media_timeout / 4, 0.01), 5.0)
+        self._sweeper = loop.call_later(interval, self._sweep)
+
+    def _sweep(self) -> None:
+        self._sweeper = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for call, watch in list(self._watched.items()):
+            if call.closed:
+                del self._watched[call]
+            elif watch.silent(call.received, now):
+                del self._watched[call]
+                log.info("[%s] no media for %.0f s", call.name, self.media_timeout)
+                if call.on_timeout is not None:
+                    call.on_timeout()
+        if self._watched:
+            self._arm_sweep(loop)
 
     @property
     def capacity(self) -> int:
@@ -285,6 +363,23 @@ class RelayCall:
         self.name = name
         self.streams: list[_Stream] = []
         self.closed = False
+        #: Called once when a watched call's media times out (see :meth:`watch`).
+        self.on_timeout: Callable[[], None] | None = None
+
+    @property
+    def received(self) -> int:
+        """Packets received from both sides on every port so far."""
+        return sum(h.packets for s in self.streams for h in s.halves.values())
+
+    def watch(self, on_timeout: Callable[[], None]) -> bool:
+        """Report (once) when no packet arrives either way for the relay's ``media_timeout``;
+        from now on, i.e. the answer (ringing without early media is silent by nature).
+        False when the timeout is off."""
+        if self.relay.media_timeout <= 0 or self.closed:
+            return False
+        self.on_timeout = on_timeout
+        self.relay._watch(self)
+        return True
 
     async def _ensure(self, count: int) -> None:
         while len(self.streams) < count:
@@ -293,15 +388,20 @@ class RelayCall:
             self.streams.append(stream)
             for half in stream.halves.values():
                 await self.relay._bind_pair(half)
+            stream.refresh()
 
-    async def rewrite(self, body: bytes, from_side: Side, kind: str = "offer") -> bytes:
+    #: :meth:`rewrite` takes ``finish`` (the SBC writes its o= line without a second parse).
+    takes_finish = True
+
+    async def rewrite(self, body: bytes, from_side: Side, kind: str = "offer", *,
+                      finish: Callable[[SessionDescription], bytes] | None = None) -> bytes:
         """SDP that ``from_side`` sent, rewritten for the other side (``kind``, offer or
         answer, does not matter to this relay: both are handled alike).
 
         Learns where ``from_side`` receives each stream (or that it must be latched), takes
         port pairs for new streams (:class:`PortsExhausted` when the pool is empty) and
-        returns the SDP pointing at the pairs facing the other side.  A body that is not
-        SDP is returned unchanged.
+        returns the SDP pointing at the pairs facing the other side, written by ``finish``
+        when given (the caller's own o= line).  A body that is not SDP is returned unchanged.
         """
         if self.closed:
             raise MediaUsageError("relay already closed")
@@ -317,6 +417,7 @@ class RelayCall:
             half = self.streams[index].halves[from_side]
             if target.port == 0:
                 half.remote, half.latch, half.latched = None, False, None
+                self.streams[index].refresh()
                 ports.append(0)
                 continue
             remote = (target.address, target.port)
@@ -324,13 +425,16 @@ class RelayCall:
                 # New address (re-INVITE, failover to another callee): learn afresh.
                 half.remote, half.latch, half.latched = remote, target.latch, None
             ports.append(self.streams[index].halves[to_side].port)
-        return bytes(anchor_sdp(sdp, self.relay.address, ports))
+            self.streams[index].refresh()
+        anchored = anchor_sdp(sdp, self.relay.address, ports)
+        return finish(anchored) if finish is not None else bytes(anchored)
 
     def reset_side(self, side: Side) -> None:
         """Forget ``side``'s peer (failover placed the callee leg elsewhere)."""
         for stream in self.streams:
             half = stream.halves[side]
             half.remote, half.latch, half.latched = None, False, None
+            stream.refresh()
 
     def stats(self) -> dict[str, Any]:
         """Packets, octets and drops per side, summed over the streams (for call records)."""
@@ -354,6 +458,8 @@ class RelayCall:
             for stream in self.streams:
                 for half in stream.halves.values():
                     self.relay._release(half)
+                stream.refresh()
             self.relay.calls.discard(self)
+            self.relay._watched.pop(self, None)
             await asyncio.sleep(0)  # let the transports really close their sockets
         return stats

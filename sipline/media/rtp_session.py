@@ -6,6 +6,10 @@ the next frame out of the jitter buffer, and send RTCP when due.  The ticks come
 loop's shared :class:`~sipline.media.pacer.Pacer` (one timer for all sessions, deadlines
 ``start + n * ptime`` so callback latency never accumulates into drift; after a stall
 longer than ``max_lag`` the schedule restarts from now instead of bursting the backlog).
+Sending is the pacer's first pass and playout its second, so the receive work of the
+other sessions never delays a packet.  Frames come from the send queue (:meth:`send_pcm`)
+or from pre-encoded prompts (:meth:`play_payloads`), which the tick reads in place: a
+player wakes up once per part it hands over, not once per few frames.
 
 Symmetric RTP ("latching", RFC 4961): behind NAT the address in the SDP is often not
 where the peer's packets come from, so when enabled the session sends to the source
@@ -25,16 +29,14 @@ import secrets
 import struct
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import numpy as np
 
 from sipline.media.codecs import Pcm, get_codec
 from sipline.media.dtmf import DtmfDigit, DtmfReceiver, DtmfSender
 from sipline.media.errors import MediaParseError, MediaUsageError
-from sipline.media.jitter import Concealment, JitterBuffer, JitterConfig
+from sipline.media.jitter import Concealment, JitterBuffer
 from sipline.media.pacer import Pacer, pacer_for
 from sipline.media.plc import Concealer
 from sipline.media.ports import PortAllocator
@@ -54,75 +56,25 @@ from sipline.media.rtcp import (
     serialize_rtcp,
 )
 from sipline.media.rtp import RtpPacket, is_rtcp
+from sipline.media.session_config import RtpSessionConfig, SendFilter, SessionStats
 from sipline.media.stats import ReceiverStatistics, estimate_mos
+from sipline.media.udp import Address, not_bound, open_udp
 
 __all__ = ["RtpSessionConfig", "SessionStats", "SendFilter", "RtpSession"]
-
-Address = tuple[str, int]
-SendFilter = Callable[[RtpPacket], Iterable[RtpPacket]]
-"""Hook between the session and the socket: returns the packets to send now (drop,
-duplicate or hold back for reordering).  Used by tests to simulate a bad network."""
 
 _BIND_ATTEMPTS = 16
 _RTP_HEADER = struct.Struct("!BBHII")  # RFC 3550 §5.1 fixed header, version 2, no CSRC
 
 
-@dataclass(frozen=True, slots=True)
-class RtpSessionConfig:
-    """Everything that shapes one session; times in seconds."""
+class _Prompt:
+    """Payloads handed over by :meth:`RtpSession.play_payloads`, sent one per tick."""
 
-    codec: str = "PCMU"
-    clock_rate: int = 8000
-    payload_type: int = 0
-    ptime: float = 0.02
-    dtmf_payload_type: int | None = 101
-    dtmf_duration: float = 0.1
-    dtmf_gap: float = 0.05
-    dtmf_update_interval: float = 0.05
-    symmetric: bool = True
-    rtcp_mux: bool = False
-    rtcp_interval: float = 5.0
-    cname: str = "sipline@localhost"
-    jitter: JitterConfig = field(default_factory=JitterConfig)
-    send_queue: int = 8
-    receive_queue: int = 100
-    max_lag: float = 0.2
+    __slots__ = ("done", "index", "payloads")
 
-
-@dataclass(frozen=True, slots=True)
-class SessionStats:
-    """Summary for logs and CDRs; loss and jitter follow RFC 3550 (A.3, A.8)."""
-
-    packets_sent: int
-    octets_sent: int
-    packets_received: int
-    packets_lost: int
-    fraction_lost: float
-    late: int
-    duplicates: int
-    reordered: int
-    concealed: int
-    jitter_ms: float
-    rtt_ms: float | None
-    mos: float
-    malformed: int
-    dtmf_sent: int
-    dtmf_received: int
-
-
-class _Endpoint(asyncio.DatagramProtocol):
-    """Forwards datagrams of one socket to the session."""
-
-    def __init__(self, on_datagram: Callable[[bytes, Address], None]) -> None:
-        self._on_datagram = on_datagram
-        self.errors = 0
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        self._on_datagram(data, (str(addr[0]), int(addr[1])))
-
-    def error_received(self, exc: Exception) -> None:
-        # ICMP port unreachable and friends: the peer is not listening yet; keep going.
-        self.errors += 1
+    def __init__(self, payloads: Sequence[bytes], done: asyncio.Future[None]) -> None:
+        self.payloads = payloads
+        self.index = 0
+        self.done = done  # resolved when only a few payloads are left (or failed on close)
 
 
 class RtpSession:
@@ -162,8 +114,15 @@ class RtpSession:
         self.local_port = 0
         self._rtp: asyncio.DatagramTransport | None = None
         self._rtcp: asyncio.DatagramTransport | None = None
+        # RTP leaves through the socket itself: the transport's sendto only adds checks and
+        # a buffer, and a media packet that cannot go now is better dropped than sent late.
+        self._sendto: Callable[[bytes, Address], object] = not_bound
+        #: RTP packets the kernel refused (full socket buffer, no route); they still count
+        #: as sent, since their sequence numbers are gone: the peer sees them as lost.
+        self.send_errors = 0
         # Send side.
         self._outgoing: deque[bytes] = deque()  # encoded payloads, one per tick
+        self._prompts: deque[_Prompt] = deque()  # play_payloads() parts, after _outgoing
         self._low_water = cfg.send_queue // 2
         self._space = asyncio.Event()
         self._idle = True  # no audio sent on the previous tick: next packet gets the marker
@@ -229,9 +188,10 @@ class RtpSession:
             else:
                 port = self._allocator.allocate()
             try:
-                self._rtp = await self._open_socket(host, port, self._on_rtp_datagram)
+                self._rtp, rtp_socket = await open_udp(self._loop, host, port, self._on_rtp_datagram)
                 if not self.config.rtcp_mux:
-                    self._rtcp = await self._open_socket(host, port + 1, self._on_rtcp_datagram)
+                    self._rtcp, _ = await open_udp(self._loop, host, port + 1, self._on_rtcp_datagram)
+                self._sendto = rtp_socket.sendto
             except OSError as exc:  # port taken by another process: try the next pair
                 last_error = exc
                 if self._rtp is not None:
@@ -243,18 +203,15 @@ class RtpSession:
             return
         raise MediaUsageError(f"could not bind an RTP port pair on {host}: {last_error}")
 
-    async def _open_socket(
-        self, host: str, port: int, handler: Callable[[bytes, Address], None]
-    ) -> asyncio.DatagramTransport:
-        transport, _ = await self._loop.create_datagram_endpoint(
-            lambda: _Endpoint(handler), local_addr=(host, port)
-        )
-        return transport
-
     def _start(self) -> None:
-        self._next_rtcp = self._loop.time() + self.config.rtcp_interval
+        self._next_rtcp = self._loop.time() + self._rtcp_delay()
         self._pacer = pacer_for(self._loop, self.config.ptime, self.config.max_lag)
-        self._pace_key = self._pacer.add(self._on_tick, self._on_resync)
+        self._pace_key = self._pacer.add(self._on_tick, self._on_resync, then=self._after_tick)
+
+    def _rtcp_delay(self) -> float:
+        """The configured interval times a random factor in [0.5, 1.5) (RFC 3550 §6.3.1):
+        sessions set up together do not keep reporting in the same tick for ever."""
+        return self.config.rtcp_interval * (0.5 + secrets.randbits(16) / 65536)
 
     def _on_resync(self) -> None:
         self.schedule_resyncs += 1
@@ -267,6 +224,7 @@ class RtpSession:
         self._closed = True
         if self._pacer is not None:
             self._pacer.remove(self._pace_key)
+        self._sendto = not_bound
         for transport in (self._rtp, self._rtcp):
             if transport is not None:
                 transport.close()
@@ -274,6 +232,10 @@ class RtpSession:
             self._allocator.release(self.local_port)
         self._frames.put_nowait(None)
         self._digits.put_nowait(None)
+        for prompt in self._prompts:
+            if not prompt.done.done():
+                prompt.done.set_exception(MediaUsageError("session is closed"))
+        self._prompts.clear()
         self._space.set()
 
     async def __aenter__(self) -> RtpSession:
@@ -307,16 +269,47 @@ class RtpSession:
         await self._wait_for_space()
         self._outgoing.append(self._encoder.encode(pcm))
 
-    async def play(self, pcm: Pcm) -> None:
-        """Queue a whole buffer, split into frames; the last one is padded with silence.
+    @property
+    def payloads_reusable(self) -> bool:
+        """True when payloads from :meth:`encode` may be sent again later, or by another
+        session of the same codec (stateless codecs such as G.711)."""
+        return self._encoder.stateless
 
-        The buffer is encoded in one go (:meth:`Encoder.encode_frames`), not frame by frame.
+    def encode(self, pcm: Pcm) -> list[bytes]:
+        """Payloads for a whole buffer, one per frame, the last padded with silence.
+
+        The buffer is encoded in one go (:meth:`Encoder.encode_frames`), not frame by frame;
+        a prompt played again and again can be encoded once and sent with
+        :meth:`play_payloads`.
         """
         pad = -len(pcm) % self.frame_samples
         padded = np.concatenate([np.asarray(pcm, dtype=np.int16), np.zeros(pad, dtype=np.int16)])
-        for payload in self._encoder.encode_frames(padded, self.frame_samples):
-            await self._wait_for_space()
-            self._outgoing.append(payload)
+        return self._encoder.encode_frames(padded, self.frame_samples)
+
+    async def play(self, pcm: Pcm) -> None:
+        """Queue a whole buffer, split into frames; the last one is padded with silence."""
+        await self.play_payloads(self.encode(pcm))
+
+    async def play_payloads(self, payloads: Sequence[bytes]) -> None:
+        """Send payloads already encoded for this session's codec, one per frame.
+
+        The tick takes them straight from ``payloads``, after any frame queued by
+        :meth:`send_pcm`: the caller wakes up once, when only a few frames are left (time
+        to hand over the next part), instead of every few frames.  Cancelling the caller
+        stops the rest.
+        """
+        if self._closed:
+            raise MediaUsageError("session is closed")
+        if not payloads:
+            return
+        prompt = _Prompt(payloads, self._loop.create_future())
+        self._prompts.append(prompt)
+        try:
+            await prompt.done
+        except asyncio.CancelledError:
+            if prompt in self._prompts:
+                self._prompts.remove(prompt)
+            raise
 
     async def _wait_for_space(self) -> None:
         # The tick wakes waiters only once the queue is down to half (see _send_audio), so
@@ -329,7 +322,7 @@ class RtpSession:
 
     async def drain(self) -> None:
         """Wait until every queued frame has been sent."""
-        while self._outgoing and not self._closed:
+        while (self._outgoing or self._prompts) and not self._closed:
             self._space.clear()
             await self._space.wait()
 
@@ -371,7 +364,13 @@ class RtpSession:
         self._counts["octets"] += len(packet.payload)
         outgoing = self._send_filter(packet) if self._send_filter is not None else (packet,)
         for item in outgoing:
-            self._rtp.sendto(bytes(item), self.remote)
+            self._send_datagram(bytes(item), self.remote)
+
+    def _send_datagram(self, data: bytes, remote: Address) -> None:
+        try:
+            self._sendto(data, remote)
+        except OSError:  # socket buffer full, no route...: this packet is lost, the next may go
+            self.send_errors += 1
 
     @property
     def paused(self) -> bool:
@@ -399,12 +398,18 @@ class RtpSession:
     def _send_audio(self) -> None:
         # The per-packet hot path: no RtpPacket is built unless a send filter wants one.
         outgoing = self._outgoing
-        if self._dtmf_active or not outgoing:
+        if self._dtmf_active:
             self._idle = True
             return
-        payload = outgoing.popleft()
-        if len(outgoing) <= self._low_water:
-            self._space.set()
+        if outgoing:
+            payload = outgoing.popleft()
+            if len(outgoing) <= self._low_water:
+                self._space.set()
+        elif self._prompts:
+            payload = self._next_prompt_payload()
+        else:
+            self._idle = True
+            return
         if self._paused:
             self._idle = True
             return
@@ -421,19 +426,40 @@ class RtpSession:
         counts["sent"] += 1
         counts["octets"] += len(payload)
         second = self.config.payload_type | 0x80 if marker else self.config.payload_type
-        self._rtp.sendto(_RTP_HEADER.pack(0x80, second, sequence, self._timestamp, self.ssrc) + payload, self.remote)
+        try:
+            self._sendto(_RTP_HEADER.pack(0x80, second, sequence, self._timestamp, self.ssrc) + payload, self.remote)
+        except OSError:  # socket buffer full, no route...: this packet is lost, the next may go
+            self.send_errors += 1
+
+    def _next_prompt_payload(self) -> bytes:
+        prompt = self._prompts[0]
+        payload = prompt.payloads[prompt.index]
+        prompt.index += 1
+        left = len(prompt.payloads) - prompt.index
+        if left <= self._low_water and not prompt.done.done():
+            prompt.done.set_result(None)  # the player may hand over its next part now
+        if not left:
+            self._prompts.popleft()
+            self._space.set()  # for drain()
+        return payload
 
     # ----------------------------------------------------------------- the tick
 
     def _on_tick(self, now: float) -> None:
+        # The pacer's first pass: only what decides when packets leave.
         if self._closed:
             return
         self._send_audio()
         self._timestamp = (self._timestamp + self.frame_samples) & 0xFFFFFFFF
+
+    def _after_tick(self, now: float) -> None:
+        # The second pass, after every session of the slot has sent: receive side and RTCP.
+        if self._closed:
+            return
         self._play_out(now)
         if now >= self._next_rtcp:
             self._send_rtcp()
-            self._next_rtcp = now + self.config.rtcp_interval
+            self._next_rtcp = now + self._rtcp_delay()
 
     def _play_out(self, now: float) -> None:
         item = self._jitter.pop(now)
@@ -467,7 +493,8 @@ class RtpSession:
     def _on_rtp_datagram(self, data: bytes, addr: Address) -> None:
         if self._closed:
             return
-        if self.config.rtcp_mux and is_rtcp(data):
+        cfg = self.config
+        if cfg.rtcp_mux and is_rtcp(data):
             self._on_rtcp_datagram(data, addr)
             return
         try:
@@ -475,23 +502,24 @@ class RtpSession:
         except MediaParseError:
             self._counts["malformed"] += 1
             return
-        dtmf_pt = self.config.dtmf_payload_type
-        if packet.payload_type not in (self.config.payload_type, dtmf_pt):
+        payload_type = packet.payload_type
+        audio = payload_type == cfg.payload_type
+        if not audio and payload_type != cfg.dtmf_payload_type:
             self._counts["unknown"] += 1
             return
-        if (self.config.symmetric and not self._latched) or self.remote is None:
+        if (cfg.symmetric and not self._latched) or self.remote is None:
             self._latched = True
             self.remote = addr
-            if self.remote_rtcp is None or self.config.rtcp_mux:
+            if self.remote_rtcp is None or cfg.rtcp_mux:
                 self.remote_rtcp = self._rtcp_address_for(addr)
         now = self._loop.time()
-        if packet.ssrc != self._remote_ssrc or self._receiver_stats is None:
+        stats = self._receiver_stats
+        if stats is None or packet.ssrc != self._remote_ssrc:
             self._remote_ssrc = packet.ssrc
-            self._receiver_stats = ReceiverStatistics(self.config.clock_rate)
+            stats = self._receiver_stats = ReceiverStatistics(self.config.clock_rate)
             self._note_peer(packet.ssrc)
-        audio = packet.payload_type == self.config.payload_type
-        self._receiver_stats.update(packet.sequence, packet.timestamp, now, timing=audio)
-        if packet.payload_type == dtmf_pt:
+        stats.update(packet.sequence, packet.timestamp, now, timing=audio)
+        if not audio:  # a telephone event
             try:
                 digit = self._dtmf_receiver.feed(packet)
             except MediaParseError:

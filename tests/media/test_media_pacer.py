@@ -97,3 +97,19 @@ def test_batch_encoding_matches_frame_by_frame(name: str) -> None:
     assert batch == single and len(batch) == 5
     # The generic (frame by frame) implementation of the base class agrees too.
     assert type(encoder).__mro__[1].encode_frames(encoder, pcm, 160) == single
+
+
+def test_then_pass_runs_after_every_tick_of_the_slot() -> None:
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        pacer = Pacer(loop, 0.01, phases=1)
+        order: list[str] = []
+        for name in "ab":
+            pacer.add(lambda now, n=name: order.append(f"send {n}"),
+                      then=lambda now, n=name: order.append(f"play {n}"))
+        pacer.add(lambda now: order.append("send c"))  # a member without a second pass
+        await asyncio.sleep(0.025)
+        assert order[:5] == ["send a", "send b", "send c", "play a", "play b"]
+        assert len(order) >= 10 and len(order) % 5 == 0
+
+    asyncio.run(scenario())

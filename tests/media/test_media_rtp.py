@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from sipline.media.errors import MediaError, MediaParseError
@@ -121,3 +123,14 @@ def test_ts_diff(a: int, b: int, diff: int) -> None:
 )
 def test_is_rtcp_demux(data: bytes, rtcp: bool) -> None:
     assert is_rtcp(data) is rtcp
+
+
+def test_plain_packet_fast_path_is_the_same_value() -> None:
+    data = bytes(RtpPacket(96, 65535, 0xFFFFFFFF, 0xDEADBEEF, b"\x01\x02", marker=True))
+    packet = RtpPacket.parse(data)
+    assert packet == RtpPacket(96, 65535, 0xFFFFFFFF, 0xDEADBEEF, b"\x01\x02", marker=True)
+    assert (packet.csrc, packet.extension, packet.padding_size) == ((), None, 0)
+    assert hash(packet) == hash(RtpPacket(96, 65535, 0xFFFFFFFF, 0xDEADBEEF, b"\x01\x02", marker=True))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        packet.sequence = 1  # type: ignore[misc]
+    assert bytes(packet) == data

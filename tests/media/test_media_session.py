@@ -320,3 +320,74 @@ def test_open_on_a_given_port() -> None:
             blocker.close()
 
     run(scenario)
+
+
+def test_pre_encoded_payloads_go_out_unchanged_and_send_errors_are_counted() -> None:
+    async def scenario(allocator: PortAllocator) -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
+            peer.bind(("127.0.0.1", 0))
+            peer.setblocking(False)
+            session = await RtpSession.open(allocator, FAST, remote=peer.getsockname())
+            assert session.payloads_reusable  # G.711 is stateless
+            payloads = session.encode(sine(500, 0.1)[:-40])  # 4.75 frames: the last is padded
+            assert len(payloads) == 5 and {len(p) for p in payloads} == {160}
+            await session.play_payloads(payloads)
+            await session.drain()
+            await asyncio.sleep(0.05)
+            received = []
+            while True:
+                try:
+                    received.append(peer.recv(2048))
+                except BlockingIOError:
+                    break
+            assert [datagram[12:] for datagram in received] == payloads
+            session.set_remote(("127.0.0.1", 0))  # the kernel refuses port 0: dropped, not raised
+            await session.play_payloads(payloads[:2])
+            await session.drain()
+            # Counted as sent (sequence numbers were used: the peer sees them as lost).
+            assert session.send_errors == 2 and session.stats().packets_sent == 7
+            await session.close()
+            with pytest.raises(MediaUsageError):
+                await session.play_payloads(payloads)
+
+    run(scenario)
+
+
+def test_asyncio_transports_read_into_a_small_buffer() -> None:
+    async def scenario(allocator: PortAllocator) -> None:
+        session = await RtpSession.open(allocator, FAST)
+        # The default 256 KiB per datagram made receiving 3x as expensive (see media.udp).
+        for transport in (session._rtp, session._rtcp):
+            assert getattr(transport, "max_size", None) == 8192
+        await session.close()
+
+    run(scenario)
+
+
+def test_played_payloads_hand_over_early_and_stop_when_cancelled() -> None:
+    async def scenario(allocator: PortAllocator) -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
+            peer.bind(("127.0.0.1", 0))
+            session = await RtpSession.open(allocator, FAST, remote=peer.getsockname())
+            payloads = session.encode(sine(500, 0.4))  # 20 frames
+            # The player wakes when 4 frames (send_queue // 2) are left, not at every frame.
+            await session.play_payloads(payloads[:10])
+            assert session.stats().packets_sent in (6, 7)
+            await session.drain()
+            assert session.stats().packets_sent == 10
+            task = asyncio.create_task(session.play_payloads(payloads))
+            await asyncio.sleep(0.1)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            stopped = session.stats().packets_sent
+            assert 10 < stopped < 30
+            await asyncio.sleep(0.06)
+            assert session.stats().packets_sent == stopped  # the rest was dropped with the caller
+            waiting = asyncio.create_task(session.play_payloads(payloads))
+            await asyncio.sleep(0.03)
+            await session.close()
+            with pytest.raises(MediaUsageError):
+                await waiting
+
+    run(scenario)

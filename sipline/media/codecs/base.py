@@ -30,6 +30,10 @@ Pcm = npt.NDArray[np.int16]
 class Encoder(ABC):
     """Turns PCM frames into payload bytes for one direction of one stream."""
 
+    #: True when a frame's payload depends only on that frame's samples (G.711), so a
+    #: prompt can be encoded once and its payloads sent by any stream of the codec.
+    stateless: bool = False
+
     @abstractmethod
     def encode(self, pcm: Pcm) -> bytes:
         """Encode one frame of samples at the codec's clock rate."""

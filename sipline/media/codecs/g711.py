@@ -138,6 +138,8 @@ def _split(payload: bytes, size: int) -> list[bytes]:
 class PcmuEncoder(Encoder):
     """Stateless µ-law encoder (RFC 3551 PCMU, payload type 0)."""
 
+    stateless = True
+
     def encode(self, pcm: Pcm) -> bytes:
         return ulaw_encode(pcm)
 
@@ -155,6 +157,8 @@ class PcmuDecoder(Decoder):
 
 class PcmaEncoder(Encoder):
     """Stateless A-law encoder (RFC 3551 PCMA, payload type 8)."""
+
+    stateless = True
 
     def encode(self, pcm: Pcm) -> bytes:
         return alaw_encode(pcm)

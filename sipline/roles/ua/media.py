@@ -5,6 +5,11 @@ codec, payload types and direction *after* it.  :class:`MediaLeg` therefore open
 on the preferred codec at once, and when negotiation picks something else reopens it on the
 very same port (the port stays reserved in between, so the SDP stays true).
 
+Prompts are static files played again and again (an IVR greeting, an answering machine),
+so a WAV is read, resampled and -- for stateless codecs like G.711 -- encoded once per
+file version and codec, and every call sends the same payloads.  Recordings stream to
+their file a second at a time instead of growing in memory until hang-up.
+
 Direction is enforced here because the session itself is direction-agnostic: while we must
 not send (hold, ``recvonly``) the session is paused -- frames already queued are dropped at
 once and later ones are paced and dropped, so a WAV being played keeps its timing; while we
@@ -16,17 +21,21 @@ queues (no task per frame); digits are pumped by one task.
 from __future__ import annotations
 
 import asyncio
+import functools
+import itertools
 import logging
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import numpy as np
 
+from ...media.codecs import get_codec
 from ...media.codecs.base import Pcm
 from ...media.errors import MediaUsageError
 from ...media.ports import PortAllocator
 from ...media.rtp_session import RtpSession, RtpSessionConfig, SendFilter, SessionStats
-from ...media.wav import read_wav, write_wav
+from ...media.wav import WavWriter, read_wav
 from ...sip.message import Request, Response
 from ...sip.sdp import (
     Codec,
@@ -69,6 +78,37 @@ def local_session(address: str, port: int, codecs: tuple[str, ...], session_id: 
     )
 
 
+#: Recordings write a chunk per second; calls set up together take turns for their first
+#: write, so their chunks do not all land in one 20 ms tick for ever after.
+_RECORD_CHUNK = 50
+_record_turns = itertools.cycle(range(1, _RECORD_CHUNK + 1))
+
+_PromptKey = tuple[str, int, int]
+"""A prompt file version: resolved path, modification time (ns) and size."""
+
+
+def _prompt_key(path: str | Path) -> _PromptKey:
+    resolved = os.path.realpath(path)
+    info = os.stat(resolved)
+    return resolved, info.st_mtime_ns, info.st_size
+
+
+@functools.lru_cache(maxsize=16)
+def _prompt_pcm(key: _PromptKey) -> Pcm:
+    """The prompt as telephone PCM (read and resampled once per file version)."""
+    pcm = read_wav(key[0])
+    pcm.flags.writeable = False  # shared by every call that plays it
+    return pcm
+
+
+@functools.lru_cache(maxsize=16)
+def _prompt_payloads(key: _PromptKey, codec: str, clock_rate: int, frame_samples: int) -> tuple[bytes, ...]:
+    """The prompt encoded for a stateless codec, one payload per frame, last one padded."""
+    pcm = _prompt_pcm(key)
+    padded = np.concatenate([pcm, np.zeros(-len(pcm) % frame_samples, dtype=np.int16)])
+    return tuple(get_codec(codec, clock_rate).new_encoder().encode_frames(padded, frame_samples))
+
+
 class MediaLeg:
     """The audio of one call: an RTP session plus direction, recording and queues."""
 
@@ -83,7 +123,7 @@ class MediaLeg:
         self.direction = Direction.INACTIVE
         self._frames: list[asyncio.Queue[Pcm | None]] = []
         self._digits: asyncio.Queue[str | None] = asyncio.Queue()
-        self._recording: list[Pcm] | None = None
+        self._recorder: WavWriter | None = None
         self._record_path: Path | None = None
         self._pumps: list[asyncio.Task[None]] = []
         self._closed = False
@@ -195,16 +235,28 @@ class MediaLeg:
         Half a second at a time goes to the session, which encodes it in one go; a
         session reopened for another codec is picked up at the next half second.
         """
-        pcm = read_wav(source) if isinstance(source, (str, Path)) else source
+        key: _PromptKey | None = None
+        if isinstance(source, (str, Path)):
+            key = _prompt_key(source)
+            pcm = _prompt_pcm(key)
+        else:
+            pcm = source
         if self.session is None:
             return
-        chunk = 25 * self.session.frame_samples
+        frames = 25
+        chunk = frames * self.session.frame_samples
         for start in range(0, len(pcm), chunk):
             session = self.session
             if self._closed or session is None:
                 return
             try:
-                await session.play(pcm[start:start + chunk])
+                if key is not None and session.payloads_reusable:
+                    cfg = session.config
+                    payloads = _prompt_payloads(key, cfg.codec.upper(), cfg.clock_rate, session.frame_samples)
+                    first = start // session.frame_samples
+                    await session.play_payloads(payloads[first:first + frames])
+                else:
+                    await session.play(pcm[start:start + chunk])
             except MediaUsageError:
                 if not self._closed and session is self.session:
                     raise
@@ -222,8 +274,11 @@ class MediaLeg:
         # Called from the RTP tick: record and fan out without waking a task per frame.
         if not self.direction.receives:
             return
-        if self._recording is not None:
-            self._recording.append(frame)
+        if self._recorder is not None:
+            try:
+                self._recorder.add(frame)
+            except OSError as exc:  # disk full...: stop recording, keep the call
+                self._stop_recording(exc)
         for queue in self._frames:
             if queue.qsize() < 500:
                 queue.put_nowait(frame)
@@ -252,10 +307,29 @@ class MediaLeg:
             yield digit
 
     def record(self, path: str | Path) -> None:
-        """Record the far side's audio into a WAV written when the call ends."""
-        self._record_path = Path(path)
-        if self._recording is None:
-            self._recording = []
+        """Record the far side's audio into a WAV, written as the call goes (complete when
+        it ends).  Recording to another path closes the previous file and goes on there."""
+        path = Path(path)
+        if self._closed or (self._recorder is not None and path == self._record_path):
+            return
+        if self._recorder is not None:
+            self._stop_recording()
+        self._record_path = path
+        try:
+            self._recorder = WavWriter(path, flush_frames=_RECORD_CHUNK, first_flush=next(_record_turns))
+        except OSError as exc:
+            log.warning("cannot write recording %s: %s", path, exc)
+
+    def _stop_recording(self, error: OSError | None = None) -> None:
+        recorder, self._recorder = self._recorder, None
+        if error is not None:
+            log.warning("cannot write recording %s: %s", self._record_path, error)
+        if recorder is not None:
+            try:
+                recorder.close()
+            except OSError as exc:
+                if error is None:
+                    log.warning("cannot write recording %s: %s", self._record_path, exc)
 
     def stats(self) -> SessionStats | None:
         return self.session.stats() if self.session is not None else self._stats_before_reopen
@@ -273,9 +347,4 @@ class MediaLeg:
         for queue in self._frames:
             queue.put_nowait(None)
         self._digits.put_nowait(None)
-        if self._record_path is not None and self._recording is not None:
-            pcm = np.concatenate(self._recording) if self._recording else np.zeros(0, dtype=np.int16)
-            try:
-                write_wav(self._record_path, pcm)
-            except OSError as exc:
-                log.warning("cannot write recording %s: %s", self._record_path, exc)
+        self._stop_recording()
