@@ -634,7 +634,9 @@ def _cmd_registrations(args: argparse.Namespace) -> int:
 def _cmd_calls(args: argparse.Namespace) -> int:
     config = _load(args)
     rows = AdminClient.from_data_dir(config.data_dir).calls()
-    _print_rows(rows, CALL_FIELDS, args.json, "(no calls)",
+    # With several workers, which process holds each call (for logs and py-spy).
+    columns = (*CALL_FIELDS, "worker") if any("worker" in row for row in rows) else CALL_FIELDS
+    _print_rows(rows, columns, args.json, "(no calls)",
                 {"started": format_timestamp, "duration": format_duration})
     return EXIT_OK
 
@@ -705,14 +707,37 @@ def _parse_time(text: str | None, what: str) -> float | None:
     raise _Usage(f"--{what}: cannot read {text!r} as a time (YYYY-MM-DD[ HH:MM[:SS]], Unix time or -1h)")
 
 
+async def _with_records(config: Config, action: Callable[[Any], Awaitable[int]]) -> int:
+    """Run ``action`` on the store holding call records: ``[storage] cdr`` when set (PostgreSQL
+    or an SQLite file of their own), else the main storage.  ``action`` gets an object whose
+    ``records`` is the store."""
+    if not config.storage.cdr:
+        return await _with_storage(config, action)
+    import types
+
+    from sipline.storage import StorageError, open_records
+    from sipline.storage._logic import redact_url
+
+    try:
+        records, close = await open_records(config.storage.cdr)
+    except (StorageError, OSError) as exc:
+        raise _Failure(f"cannot open call records at {redact_url(config.storage.cdr)}: {exc}") from None
+    try:
+        return await action(types.SimpleNamespace(records=records))
+    finally:
+        await close()
+
+
 def _cmd_cdr(args: argparse.Namespace) -> int:
     config = _load(args)
     since, until = _parse_time(args.since, "since"), _parse_time(args.until, "until")
     if args.limit is not None and args.limit < 1:
         raise _Usage("--limit must be at least 1")
-    if _store_missing(config):
+    cdr = config.storage.cdr
+    missing = Path(cdr[len("sqlite://"):].split("?", 1)[0]) if cdr.startswith("sqlite://") else None
+    if (_store_missing(config) if not cdr else missing is not None and not missing.exists()):
         if not args.csv:
-            print(f"no call records yet in {config.data_dir}")
+            print(f"no call records yet in {missing or config.data_dir}")
         return EXIT_OK
 
     async def action(storage: Any) -> int:
@@ -744,7 +769,7 @@ def _cmd_cdr(args: argparse.Namespace) -> int:
                            empty="(no call records)"), end="")
         return EXIT_OK
 
-    return asyncio.run(_with_storage(config, action))
+    return asyncio.run(_with_records(config, action))
 
 
 def _cmd_version(args: argparse.Namespace) -> int:

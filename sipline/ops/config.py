@@ -56,6 +56,7 @@ __all__ = [
     "ProxyConfig",
     "LoggingConfig",
     "AdminConfig",
+    "StorageConfig",
     "SbcConfig",
     "Config",
     "SECTIONS",
@@ -406,6 +407,16 @@ class AdminConfig:
         return _split_hostport(self.listen, what="admin listen")[1] or 0
 
 
+@dataclass(frozen=True, slots=True)
+class StorageConfig:
+    """Where each kind of data goes when it is not ``storage_url``'s backend."""
+
+    cdr: str = _opt("", help="Call records: postgresql://user:password@host:port/db sends them "
+                    "to PostgreSQL (billing and reports read them there; the password may come "
+                    "from PGPASSWORD or ~/.pgpass instead), sqlite:///path to a file of their own. "
+                    "Default: storage_url's backend (with redis, memory only).")
+
+
 MediaMode = Literal["relay", "rtpengine", "off"]
 
 
@@ -438,6 +449,10 @@ class SbcConfig:
                              max=65535)
     rtpengine: str = _opt("127.0.0.1:2223", help="host:port of rtpengine's ng control "
                           "socket when media = rtpengine.")
+    media_timeout: float = _opt(60.0, help="Built-in relay: hang up an answered call (BYE "
+                                "on both legs, call record reason \"media timeout\") when no "
+                                "RTP or RTCP arrives from either side for this many seconds; "
+                                "0 turns it off.", min=0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -476,6 +491,7 @@ class Config:
     proxy: ProxyConfig = _opt(help="Proxy routing.", factory=ProxyConfig)
     logging: LoggingConfig = _opt(help="Logging.", factory=LoggingConfig)
     admin: AdminConfig = _opt(help="Admin endpoint.", factory=AdminConfig)
+    storage: StorageConfig = _opt(help="Storage per kind of data.", factory=StorageConfig)
     sbc: SbcConfig = _opt(help="B2BUA/SBC.", factory=SbcConfig)
 
 
@@ -892,6 +908,13 @@ def _assemble(values: Mapping[tuple[str | None, str], _Value],
 
     data_dir = Path(os.path.abspath(config.data_dir))
     storage_url = config.storage_url or f"sqlite://{data_dir / 'sipline.db'}"
+    cdr = config.storage.cdr.strip()
+    scheme, sep, rest = cdr.partition("://")
+    if cdr and (not sep or not rest or scheme.lower() not in ("postgresql", "postgres", "sqlite")):
+        from sipline.storage._logic import redact_url
+
+        raise ConfigError(f"expected postgresql://user:password@host:port/db or sqlite:///path, "
+                          f"got \"{redact_url(cdr)}\"", key="[storage] cdr", origin=origin("storage", "cdr"))
 
     tls = config.tls
     for key in ("cert", "key", "ca_file"):
@@ -999,6 +1022,7 @@ def _assemble(values: Mapping[tuple[str | None, str], _Value],
         domains=domains,
         data_dir=data_dir,
         storage_url=storage_url,
+        storage=dataclasses.replace(config.storage, cdr=cdr),
         node_id=config.node_id or socket.gethostname().split(".")[0] or "sipline",
         auth=auth,
         proxy=proxy,
@@ -1067,21 +1091,22 @@ def _help_lines(f: dataclasses.Field[Any]) -> list[str]:
 
 
 def dump_toml(config: Config, *, comments: bool = False) -> str:
-    """The configuration as TOML that :func:`load_config` reads back to the same value.
+    """The configuration as TOML that :func:`load_config` reads back to the same value, less credentials.
 
-    ``[auth] secret`` is never printed.  Unset optional keys appear commented out.
+    Credentials are never printed: ``[auth] secret``, trunk passwords and the password
+    inside a storage URL appear as a commented-out line saying they are set, because
+    ``config show`` output ends up in tickets and chat.  Unset optional keys appear
+    commented out.
     """
     lines: list[str] = []
 
     def emit(f: dataclasses.Field[Any], value: Any) -> None:
         if comments:
             lines.extend(_help_lines(f))
-        if f.name == "secret" and value is not None:
-            lines.append("# secret = (set; not shown)")
-        elif value is None:
+        if value is None:
             lines.append(f"# {f.name} =")
         else:
-            lines.append(f"{f.name} = {_toml_value(value)}")
+            lines.append(_key_line(f.name, value))
 
     arrays: list[tuple[dataclasses.Field[Any], tuple[Table, ...]]] = []
     for section, f in iter_keys():
@@ -1119,5 +1144,16 @@ def dump_toml(config: Config, *, comments: bool = False) -> str:
         for table in tables:
             lines.append("")
             lines.append(f"[[{f.name}]]")
-            lines.extend(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in table.items())
+            lines.extend(_key_line(k, v) for k, v in table.items())
     return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def _key_line(name: str, value: Any) -> str:
+    """One ``key = value`` line of :func:`dump_toml`, with credentials left out."""
+    from sipline.storage._logic import redact_url
+
+    if name in ("secret", "password") and value:
+        return f"# {_toml_key(name)} = (set; not shown)"
+    if isinstance(value, str) and "://" in value and redact_url(value) != value:
+        return f"# {_toml_key(name)} = {_toml_value(redact_url(value))} (password not shown)"
+    return f"{_toml_key(name)} = {_toml_value(value)}"

@@ -33,13 +33,15 @@ from typing import Any
 from ..roles.b2bua.sbc import Sbc, SbcOptions
 from ..roles.proxy import ProxySettings, load_route_function
 from ..roles.server import Server, ServerOptions
+from ..runtime import dispatch
 from ..runtime.transport import Origin
 from ..sip.message import Request, Response, SipURI, TelURI
 from ..sip.transaction.keys import TransactionKey
 from ..sip.proxy.policy import Continue, Decision, Redirect, Relay, RouteFunction, RoutingContext
 from ..sip.transport import Peer
-from .admin import registration_row, remove_port_file, write_port_file
+from .admin import merge_rows, registration_row, remove_port_file, write_port_file
 from .config import Config, StaticRoute, build_routes, build_trunks, load_secret
+from .gather import gather_workers
 
 __all__ = ["ConfiguredServer", "server_options", "sbc_options", "build_route_function"]
 
@@ -87,6 +89,7 @@ def server_options(config: Config) -> ServerOptions:
         domains=tuple(d.lower() for d in config.domains),
         data_dir=config.data_dir,
         storage_url=config.storage_url or None,
+        records_url=config.storage.cdr or None,
         tls_cert=config.tls.cert,
         tls_key=config.tls.key,
         tls_ca=config.tls.ca_file,
@@ -131,6 +134,7 @@ def sbc_options(config: Config, advertise: str | None = None) -> SbcOptions | No
         media_address=sbc.media_address or None,
         rtp_ports=(sbc.rtp_port_min, sbc.rtp_port_max),
         rtpengine=(host.strip("[]") or "127.0.0.1", int(port or 2223)),
+        media_timeout=sbc.media_timeout,
     )
 
 
@@ -176,6 +180,8 @@ class ConfiguredServer:
         self.server = Server(server_options(config))
         self.sbc: Sbc | None = None
         self._admin: asyncio.AbstractServer | None = None
+        #: Worker mode: this worker's local-state admin socket (sipline.ops.gather).
+        self._worker_admin: asyncio.AbstractServer | None = None
 
     @property
     def listening(self) -> list[Peer]:
@@ -202,17 +208,27 @@ class ConfiguredServer:
 
     async def start(self) -> None:
         await self.server.start()
+        if self.config.storage.cdr:
+            from sipline.storage._logic import redact_url
+
+            log.info("call records go to %s", redact_url(self.config.storage.cdr))
         await self._start_sbc()
         if self.config.admin.enabled:
             host = self.config.admin.host
             self._admin = await asyncio.start_server(self._admin_client, host, self.config.admin.port)
             bound = self._admin.sockets[0].getsockname()
             write_port_file(self.config.data_dir, host, int(bound[1]))
+        group = dispatch.current()
+        if group is not None and group.admin:
+            self._worker_admin = await asyncio.start_server(
+                self._worker_admin_client, sock=group.admin[group.index])
 
     async def stop(self, drain_timeout: float) -> None:
         if self._admin is not None:
             self._admin.close()
             remove_port_file(self.config.data_dir)
+        if self._worker_admin is not None:
+            self._worker_admin.close()
         if self.sbc is not None:
             await self.sbc.stop()
         await self.server.stop(drain_timeout)
@@ -232,12 +248,24 @@ class ConfiguredServer:
 
     # -- admin HTTP (tiny, loopback only) ------------------------------------------------
 
-    async def _admin_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _worker_admin_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Worker mode: this worker's own rows, for the worker serving the endpoint."""
+        await self._admin_client(reader, writer, local=True)
+
+    async def _admin_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *,
+                            local: bool = False) -> None:
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
             parts = head.split(b"\r\n", 1)[0].split()
             path = parts[1].decode() if len(parts) >= 2 else "/"
             status, body = await self._admin_route(path)
+            group = dispatch.current()
+            shared = not (self.config.storage_url or "").startswith("memory:")
+            if not local and group is not None and group.admin and status.startswith("200") \
+                    and not (path == "/registrations" and shared):
+                # Worker mode: answer for the whole server (sipline.ops.gather).
+                per_worker = await gather_workers(group, path, body)
+                body = merge_rows(path, per_worker, shared_store=shared)
             payload = json.dumps(body).encode()
             writer.write(
                 f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
@@ -264,7 +292,7 @@ class ConfiguredServer:
                 })
             if self.sbc is not None:
                 for b2b in list(self.sbc.calls.values()):
-                    invite = b2b.a.invite
+                    invite = b2b.inbound.invite  # the original caller's INVITE, even after a transfer
                     rows.append({
                         "call_id": b2b.call_id, "from": str(invite.from_.uri), "to": invite.uri_text,
                         "state": "answered" if b2b.answer else ("ringing" if b2b.ring else "trying"),

@@ -24,10 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..runtime.collector import CollectorSchedule
 from ..runtime.dns import CachingResolver, DnsResolver, Resolver
 from ..runtime.endpoint import Endpoint
 from ..runtime.ids import SecureIdSource
 from ..runtime.transport import Origin, TransportConfig, TransportManager
+from ..sip.auth.header import Credentials
 from ..sip.auth.nonce import NonceFactory
 from ..sip.auth.server import DigestServer
 from ..sip.limits import DEFAULT_LIMITS, Limits
@@ -60,6 +62,8 @@ class ServerOptions:
     domains: tuple[str, ...] = ("localhost",)
     data_dir: Path = Path("sipline-data")
     storage_url: str | None = None
+    #: Where call records go instead (e.g. postgresql://...); None: storage_url's backend.
+    records_url: str | None = None
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_ca: Path | None = None
@@ -115,6 +119,10 @@ class Server:
         self.registrars: dict[str, Registrar] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._purger: asyncio.Task[None] | None = None
+        self._collector: CollectorSchedule | None = None
+        self._own_domains = frozenset(options.domains)
+        self._own_key: tuple[int, int] = (-1, -1)
+        self._own: tuple[frozenset[str], frozenset[tuple[str, int]]] = (frozenset(), frozenset())
         resolver = options.resolver or CachingResolver(DnsResolver(), clock=time.monotonic)
         self.proxy = ProxyRole(self, options.proxy, resolver)
 
@@ -137,7 +145,8 @@ class Server:
         server_tls, client_tls = self._tls_contexts()
         opts.data_dir.mkdir(parents=True, exist_ok=True)
         self.storage = await open_storage(opts.storage_url or (opts.data_dir / "sipline.db"),
-                                          max_bindings=max(opts.max_contacts, 1))
+                                          max_bindings=max(opts.max_contacts, 1),
+                                          records_url=opts.records_url)
         secret = opts.secret or secrets.token_bytes(32)
         # A random salt per nonce: two challenges issued in the same millisecond must differ,
         # or the second client's nc=1 looks like a replay of the first's.
@@ -173,6 +182,9 @@ class Server:
                 continue
             self.listening.append(await self.endpoint.transports.listen(spec.transport, spec.host, spec.port))
         self._purger = asyncio.get_running_loop().create_task(self._purge_loop())
+        # Collection on a clock while we serve: see sipline.runtime.collector.
+        self._collector = CollectorSchedule(asyncio.get_running_loop())
+        self._collector.start()
 
     async def _purge_loop(self) -> None:
         assert self.registrar is not None
@@ -208,6 +220,8 @@ class Server:
             await self.endpoint.close()
         if self._purger is not None:
             self._purger.cancel()
+        if self._collector is not None:
+            self._collector.stop()
         for task in list(self._tasks):
             task.cancel()
         if self.storage is not None:
@@ -221,16 +235,25 @@ class Server:
 
     def is_own_host(self, host: str, port: int | None = None) -> bool:
         host = host.lower().rstrip(".")
-        if host in self.options.domains:
+        if host in self._own_domains:
             return True
-        for peer in self.listening:
-            if peer.host == host and (port is None or port == peer.port):
-                return True
-        if port is not None and self.endpoint is not None:
-            for peer in self.endpoint.transports.private_ports:  # worker mode: our own port
-                if peer.host == host and port == peer.port:
-                    return True
-        return False
+        own = self._own_addresses()
+        if port is None:
+            return host in own[0]
+        return (host, port) in own[1]
+
+    def _own_addresses(self) -> tuple[frozenset[str], frozenset[tuple[str, int]]]:
+        """Hosts we listen on, and (host, port) pairs of our listeners and, in worker mode,
+        of this worker's own port; rebuilt when the listeners change (proxy routing asks
+        several times per request)."""
+        private = self.endpoint.transports.private_ports if self.endpoint is not None else []
+        key = (len(self.listening), len(private))
+        if key != self._own_key:
+            self._own_key = key
+            hosts = frozenset(peer.host for peer in self.listening)
+            pairs = frozenset((peer.host, peer.port) for peer in [*self.listening, *private])
+            self._own = (hosts, pairs)
+        return self._own
 
     def respond(self, key: TransactionKey, request: Request, status: int, reason: str | None = None,
                 headers: Sequence[tuple[str, str]] = ()) -> None:
@@ -253,7 +276,7 @@ class Server:
             ))
             return
         if method == REGISTER and self._for_our_domain(request):
-            self.spawn(self._register(request, key, origin))
+            self._start_register(request, key, origin)
             return
         self.proxy.handle_request(request, key, origin)
 
@@ -269,20 +292,39 @@ class Server:
         uri = request.uri
         return isinstance(uri, SipURI) and self.is_own_host(uri.host)
 
-    async def _register(self, request: Request, key: TransactionKey, origin: Origin) -> None:
-        assert self.registrar is not None and self.endpoint is not None
+    def _start_register(self, request: Request, key: TransactionKey, origin: Origin) -> None:
+        """Answer at once what needs no store (the 401 of every first REGISTER), else
+        hand the rest to a task: it awaits the subscriber and location stores."""
+        assert self.registrar is not None
         peer = origin.peer
         source = Source(peer.transport, peer.host, peer.port)
-        connection_id = str(peer) if origin.connection is not None else None
         try:
             uri = request.uri
             host = uri.host.lower() if isinstance(uri, SipURI) else ""
             registrar = self.registrars.get(host, self.registrar)
-            response = await registrar.handle(request, source, time.time(), connection_id)
+            early = registrar.answer_now(request, source, time.time())
+        except Exception:
+            log.exception("[%s] REGISTER failed", request.call_id)
+            early = response_to(request, 500, "Server Internal Error", to_tag=self.ids.tag())
+        if isinstance(early, Response):
+            self._registered(request, key, origin, early)
+        else:
+            self.spawn(self._register(request, key, origin, registrar, source, early))
+
+    async def _register(self, request: Request, key: TransactionKey, origin: Origin, registrar: Registrar,
+                        source: Source, credentials: Credentials) -> None:
+        connection_id = str(origin.peer) if origin.connection is not None else None
+        try:
+            response = await registrar.handle(request, source, time.time(), connection_id, credentials)
         except Exception:
             log.exception("[%s] REGISTER failed", request.call_id)
             response = response_to(request, 500, "Server Internal Error", to_tag=self.ids.tag())
-        if log.isEnabledFor(logging.INFO) and response.status != 401:
+        self._registered(request, key, origin, response)
+
+    def _registered(self, request: Request, key: TransactionKey, origin: Origin, response: Response) -> None:
+        """Send the final response to a REGISTER, with its INFO line (challenges have none)."""
+        assert self.endpoint is not None
+        if response.status != 401 and log.isEnabledFor(logging.INFO):
             log.info("[%s] REGISTER %s: %d %s from %s", request.call_id, request.to.uri, response.status,
                      response.reason, origin.peer)
         self.endpoint.respond(key, response)

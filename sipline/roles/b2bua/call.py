@@ -12,8 +12,16 @@ callee       Failed           fail over to the next target, or relay the final s
 callee/er    HungUp (BYE)     BYE the other leg, end the call
 caller       HungUp (CANCEL)  CANCEL the callee leg (487 already sent), end the call
 any          InDialogRequest  send the same method on the other leg (re-INVITE, UPDATE,
-                              INFO...) and answer with its final status and body
+                              INFO...) and answer with its final status and body; REFER
+                              goes to :mod:`.transfer` (the trunk's policy decides)
 ===========  ===============  ==========================================================
+
+Each side gets SDP written by us: an :class:`~sipline.sip.b2bua.topology.OriginWriter` per
+side gives it our own ``o=`` session (id, version bumped on change), so nothing of the other
+side's origin crosses.  A transfer replaces one side's leg (:meth:`B2BCall.replace_leg`);
+sides keep their names -- ``"a"`` the caller's, ``"b"`` the callee's -- so the relay's sides
+stay put.  With the relay's media timeout on, an answered call whose media stops both ways
+is hung up on both legs (reason "media timeout").
 
 The call also owns what must be released on *every* path -- channels acquired on both
 trunks (the SBC passes a release callback per acquisition), the leg registrations -- and
@@ -35,9 +43,16 @@ from ...sip.auth import DigestClient
 from ...media.errors import PortsExhausted
 from ...sip.b2bua.codecs import filter_codecs
 from ...sip.b2bua.routing import FailoverAction, failover_action
-from ...sip.b2bua.topology import HeaderPolicy, limit_rejection, relay_headers, relay_status, scrub_sdp
+from ...sip.b2bua.topology import (
+    HeaderPolicy,
+    OriginWriter,
+    limit_rejection,
+    relay_headers,
+    relay_status,
+    scrub_sdp,
+)
 from ...sip.message import NameAddr, Request, Response
-from ...sip.methods import BYE, CANCEL
+from ...sip.methods import BYE, CANCEL, NOTIFY, REFER
 from ...sip.transport import Peer
 from ...storage.base import CallRecordStore
 from ...storage.models import CallRecord
@@ -59,6 +74,7 @@ __all__ = ["B2BCall", "Target", "CallInfo"]
 log = logging.getLogger("sipline.b2bua")
 
 Release = Callable[[], Awaitable[Any]]
+Side = str  # "a" (caller's side) or "b" (callee's side)
 #: ``acquire(trunk) -> (release or None, limit hit)``: take a channel and a CPS token.
 Acquire = Callable[[str], Awaitable[tuple[Release | None, str]]]
 
@@ -105,7 +121,7 @@ class B2BCall:
                  records: CallRecordStore | None, acquire: Acquire, sdp_address: str,
                  ring_timeout: float = 120.0, on_end: Callable[[B2BCall], None] | None = None,
                  on_host_failure: Callable[[object], None] | None = None, media: Any = None,
-                 stats: StatsBook | None = None) -> None:
+                 stats: StatsBook | None = None, transfers: Any = None) -> None:
         self.host = host
         self.info = info
         self.records = records
@@ -122,8 +138,26 @@ class B2BCall:
         self._media_lock = asyncio.Lock()
         self._codec_miss = False
         self.media_stats: dict[str, Any] | None = None
-        self.a = InboundLeg(host, invite, key, transport, self._on_event)
+        #: The SBC side of transfers (``refer_policy``, ``transfer_targets``), or None.
+        self.transfers = transfers
+        #: The transfer in progress (see :mod:`.transfer`), None otherwise.
+        self.transfer: Any = None
+        self.origins: dict[Side, OriginWriter] = {"a": OriginWriter(host.ids.token(8)),
+                                                  "b": OriginWriter(host.ids.token(8))}
+        #: The last SDP each side sent us (as received): a transfer offers it to the new party.
+        self.last_sdp: dict[Side, bytes] = {"a": b"", "b": b""}
+        #: The caller's leg as it came in (the answer, 1xx and refusals go there).
+        self.inbound = InboundLeg(host, invite, key, transport, self._on_event)
+        self.a: InboundLeg | OutboundLeg = self.inbound
+        self.invite = invite
+        self._call_id = invite.call_id
+        self._a_tag = self.a.tag
         self.b: OutboundLeg | None = None
+        #: Legs a transfer replaced; closed with the others at the end.
+        self.gone: list[InboundLeg | OutboundLeg] = []
+        #: Trunk of the caller's side after a transfer replaced it (else info.from_trunk).
+        self.a_trunk: str | None = None
+        self.transferred_to: list[str] = []
         self._target: Target | None = None
         self.targets: list[Target] = []
         self.to_trunk: str | None = None
@@ -138,6 +172,9 @@ class B2BCall:
         self.reason = ""
         self.hangup_by = ""
         self.done = asyncio.Event()
+        #: Set once the call's channels are released and its record is written: shutdown
+        #: waits for this (not for ``done``, which lingers for late retransmissions).
+        self.settled = asyncio.Event()
         self._ring_timer: asyncio.TimerHandle | None = None
         self._table: dict[tuple[bool, type[LegEvent]], Callable[[Any], None]] = {
             (False, Provisional): self._callee_provisional,
@@ -151,12 +188,50 @@ class B2BCall:
 
     @property
     def call_id(self) -> str:
-        return self.a.call_id
+        return self._call_id
 
     def hold(self, release: Release) -> None:
-        """Release ``release`` when the call ends (a channel acquired for it)."""
+        """Release ``release`` when the call ends (the caller side's channel)."""
         self._releases.append(release)
 
+    def leg(self, side: Side) -> InboundLeg | OutboundLeg | None:
+        return self.a if side == "a" else self.b
+
+    def side_of(self, leg: object) -> Side | None:
+        return "a" if leg is self.a else "b" if leg is self.b else None
+
+    def trunk_of(self, side: Side) -> str | None:
+        return (self.a_trunk or self.info.from_trunk) if side == "a" else self.to_trunk
+
+    def policy_of(self, side: Side) -> HeaderPolicy:
+        """Header policy towards ``side``'s trunk."""
+        if side == "a":
+            return self.info.caller_policy
+        return self._target.policy if self._target is not None else HeaderPolicy()
+
+    def scrub(self, sdp: bytes, to_side: Side) -> bytes:
+        """SDP going to ``to_side``, with that side's own ``o=`` session."""
+        return scrub_sdp(sdp, self.sdp_address, origin=self.origins[to_side]) if sdp else b""
+
+    async def replace_leg(self, side: Side, leg: OutboundLeg, trunk: str, release: Release | None) -> None:
+        """A transfer's new party takes ``side``'s place: its events now reach the call, the
+        old leg is kept only to be closed, and the old side's channel is released."""
+        old = self.leg(side)
+        if old is not None:
+            self.gone.append(old)
+        leg.sink = self._on_event
+        if side == "a":
+            self.a = leg
+            self.a_trunk = trunk
+            releases, self._releases = self._releases, [release] if release is not None else []
+            for done in releases:
+                await done()
+        else:
+            self.b = leg
+            self.to_trunk = trunk
+            await self._leave_trunk()
+            self._trunk_release = release
+        self.transferred_to.append(trunk)
     # -- routing --------------------------------------------------------------------------------
 
     async def route(self, targets: Sequence[Target], *, limit_hit: str = "") -> None:
@@ -210,18 +285,31 @@ class B2BCall:
 
     def _offer_for(self, target: Target) -> bytes | None:
         """The caller's SDP trimmed to the target's codecs; None when none is left."""
-        invite = self.a.invite
+        invite = self.invite
         body = invite.body if invite.body and invite.content_type == "application/sdp" else b""
         return filter_codecs(body, target.codecs) if target.codecs else body
 
+    async def anchor(self, sdp: bytes, from_side: Side, kind: str, to_side: Side) -> bytes:
+        """``sdp`` from ``from_side`` through the relay, written for ``to_side`` with that
+        side's ``o=``.  The built-in relay stamps the description it already holds (one SDP
+        parse and one write per crossing instead of two)."""
+        async with self._media_lock:
+            if getattr(self.media, "takes_finish", False):
+                writer, address = self.origins[to_side], self.sdp_address
+                return bytes(await self.media.rewrite(sdp, from_side, kind,
+                                                      finish=lambda d: writer.stamp(d, address)))
+            out = await self.media.rewrite(sdp, from_side, kind)
+        return self.scrub(out, to_side)
+
     async def _place(self, target: Target) -> None:
         offer = self._offer_for(target) or b""
+        self.last_sdp["a"] = offer
+        self.origins["b"] = OriginWriter(self.host.ids.token(8))  # a new callee, a new session
         self._anchored = bool(offer) and self.media is not None and not (target.media_bypass or self.info.media_bypass)
         if self._anchored:
             try:
-                async with self._media_lock:
-                    self.media.reset_side("b")
-                    offer = await self.media.rewrite(offer, "a", "offer")
+                self.media.reset_side("b")
+                offer = await self.anchor(offer, "a", "offer", "b")
             except PortsExhausted:
                 log.warning("[%s] media relay ports exhausted", self.call_id)
                 await self._leave_trunk()
@@ -236,21 +324,21 @@ class B2BCall:
                           sink=self._on_event, digest=target.digest)
         self.b = leg
         self._target = target
-        headers = [*target.headers, *relay_headers(self.a.invite, target.policy)]
-        leg.start(scrub_sdp(offer, self.sdp_address) if offer else b"", headers)
+        headers = [*target.headers, *relay_headers(self.invite, target.policy)]
+        leg.start(offer if self._anchored else self.scrub(offer, "b"), headers)
 
     async def _to_caller_sdp(self, sdp: bytes) -> bytes:
         """The callee's SDP as the caller gets it: through the relay when anchored."""
         if not sdp:
             return b""
+        self.last_sdp["b"] = sdp
         if self._anchored:
-            async with self._media_lock:
-                sdp = await self.media.rewrite(sdp, "b", "answer")
-        return scrub_sdp(sdp, self.sdp_address)
+            return await self.anchor(sdp, "b", "answer", "a")
+        return self.scrub(sdp, "a")
 
     def _fail_caller(self, status: int, reason: str, headers: Sequence[tuple[str, str]]) -> None:
         self.status, self.reason = status, reason
-        self.a.reject(status, reason, [h for h in headers if self.info.caller_policy.allows(h[0])])
+        self.inbound.reject(status, reason, [h for h in headers if self.info.caller_policy.allows(h[0])])
         self._finish("callee" if status < 500 or status >= 600 else "sbc")
 
     # -- events -----------------------------------------------------------------------------------
@@ -258,7 +346,9 @@ class B2BCall:
     def _on_event(self, leg: InboundLeg | OutboundLeg, event: LegEvent) -> None:
         from_caller = leg is self.a
         if not from_caller and leg is not self.b:
-            return  # a leg we already gave up on (failover)
+            return  # a leg we already gave up on (failover) or that a transfer replaced
+        if self.transfer is not None and self.transfer.absorbs(leg, event):
+            return
         handler = self._table.get((from_caller, type(event)))
         if handler is None:
             log.debug("[%s] ignored %s from %s", self.call_id, type(event).__name__, "caller" if from_caller else "callee")
@@ -276,12 +366,13 @@ class B2BCall:
         if self._anchored and event.sdp:
             self.host.spawn(self._relay_provisional(event))
             return
-        sdp = scrub_sdp(event.sdp, self.sdp_address) if event.sdp else b""
-        self.a.progress(event.status, event.reason, sdp, self._back(event.headers))
+        if event.sdp:
+            self.last_sdp["b"] = event.sdp
+        self.inbound.progress(event.status, event.reason, self.scrub(event.sdp, "a"), self._back(event.headers))
 
     async def _relay_provisional(self, event: Provisional) -> None:
         sdp = await self._to_caller_sdp(event.sdp)
-        self.a.progress(event.status, event.reason, sdp, self._back(event.headers))
+        self.inbound.progress(event.status, event.reason, sdp, self._back(event.headers))
 
     def _callee_answered(self, event: Answered) -> None:
         if self.ended is not None:
@@ -292,11 +383,13 @@ class B2BCall:
         self.status, self.reason = 200, "OK"
         if self.stats is not None:
             self.stats.final(self.to_trunk, 200)
+        self._watch_media()
         if self._anchored and event.sdp:
             self.host.spawn(self._relay_answer(event))
             return
-        sdp = scrub_sdp(event.sdp, self.sdp_address) if event.sdp else b""
-        self.a.answer(sdp, self._back(event.headers))
+        if event.sdp:
+            self.last_sdp["b"] = event.sdp
+        self.inbound.answer(self.scrub(event.sdp, "a"), self._back(event.headers))
 
     async def _relay_answer(self, event: Answered) -> None:
         sdp = await self._to_caller_sdp(event.sdp)
@@ -304,7 +397,7 @@ class B2BCall:
             if self.b is not None:
                 self.host.spawn(self._bye(self.b, ()))
             return
-        self.a.answer(sdp, self._back(event.headers))
+        self.inbound.answer(sdp, self._back(event.headers))
 
     def _callee_failed(self, event: Failed) -> None:
         if self.stats is not None:
@@ -360,20 +453,28 @@ class B2BCall:
         if other is None or other.dialog is None or other.dialog.terminated:
             event.respond(481, "Call/Transaction Does Not Exist", b"", ())
             return
-        callee_policy = self._target.policy if self._target is not None else HeaderPolicy()
-        policy = self.info.caller_policy if to_caller else callee_policy
+        to_side, from_side = ("a", "b") if to_caller else ("b", "a")
+        if request.method in (REFER, NOTIFY) and self.transfers is not None:
+            from .transfer import on_refer_or_notify
+
+            if on_refer_or_notify(self, event, from_side):
+                return
+        policy = self.policy_of(to_side)
         body = request.body if request.content_type == "application/sdp" else b""
+        if body:
+            self.last_sdp[from_side] = body
         if body and self._anchored:
             self.host.spawn(self._relay_anchored(event, other, body, policy, to_caller=to_caller))
             return
-        sdp = scrub_sdp(body, self.sdp_address) if body else b""
-        future = other.request(request.method, sdp, relay_headers(request, policy))
+        future = other.request(request.method, self.scrub(body, to_side), relay_headers(request, policy))
 
         def done(fut: asyncio.Future[Response]) -> None:
             response = fut.result()
-            back_policy = callee_policy if to_caller else self.info.caller_policy
+            back_policy = self.policy_of(from_side)
             rbody = response.body if response.content_type == "application/sdp" else b""
-            event.respond(response.status, response.reason, scrub_sdp(rbody, self.sdp_address) if rbody else b"",
+            if rbody:
+                self.last_sdp[to_side] = rbody
+            event.respond(response.status, response.reason, self.scrub(rbody, from_side),
                           [(n, v) for n, v in response.headers if back_policy.allows(n)])
 
         future.add_done_callback(done)
@@ -383,19 +484,50 @@ class B2BCall:
         """A mid-call offer (hold, codec change) through the relay, and its answer back."""
         from_side, to_side = ("b", "a") if to_caller else ("a", "b")
         request = event.request
-        async with self._media_lock:
-            offer = await self.media.rewrite(body, from_side, "offer")
-        response = await other.request(request.method, scrub_sdp(offer, self.sdp_address), relay_headers(request, policy))
+        offer = await self.anchor(body, from_side, "offer", to_side)
+        response = await other.request(request.method, offer, relay_headers(request, policy))
         rbody = response.body if response.content_type == "application/sdp" else b""
         if rbody:
-            async with self._media_lock:
-                rbody = scrub_sdp(await self.media.rewrite(rbody, to_side, "answer"), self.sdp_address)
-        back_policy = (self._target.policy if self._target is not None else HeaderPolicy()) if to_caller \
-            else self.info.caller_policy
+            self.last_sdp[to_side] = rbody
+            rbody = await self.anchor(rbody, to_side, "answer", from_side)
+        back_policy = self.policy_of(from_side)
         event.respond(response.status, response.reason, rbody,
                       [(n, v) for n, v in response.headers if back_policy.allows(n)])
 
     # -- timers and the end -------------------------------------------------------------------------
+
+    def _watch_media(self) -> None:
+        if self._anchored and self.media is not None and hasattr(self.media, "watch"):
+            self.media.watch(self._on_media_timeout)
+
+    def _on_media_timeout(self) -> None:
+        """No RTP either way for the relay's media timeout: BYE both legs (reason kept)."""
+        if self.ended is not None:
+            return
+        log.info("[%s] media timeout: hanging up both legs", self.call_id)
+        self._hang_up_both("media timeout", 'SIP;cause=408;text="media timeout"')
+
+    def shut_down(self, retry_after: int) -> None:
+        """The server is stopping: end the call cleanly, whatever state it is in.
+
+        An answered call gets BYE on both legs (its record keeps the 200); one still being
+        set up is cancelled towards the callee and refused with 503 and Retry-After.
+        """
+        if self.ended is not None:
+            return
+        if self.answer is not None:
+            self._hang_up_both("server shutdown", 'SIP;cause=503;text="server shutdown"')
+            return
+        if self.b is not None:
+            self.b.cancel()
+        self.fail(503, "Service Unavailable", (("Retry-After", str(retry_after)),))
+
+    def _hang_up_both(self, reason: str, reason_header: str) -> None:
+        self.reason = reason
+        for leg in (self.a, self.b):
+            if leg is not None:
+                self.host.spawn(self._bye(leg, (reason_header,)))
+        self._finish("sbc")
 
     def _on_ring_timeout(self) -> None:
         self._ring_timer = None
@@ -405,7 +537,7 @@ class B2BCall:
         if self.b is not None:
             self.b.cancel()
         self.status, self.reason = 408, "Request Timeout"
-        self.a.reject(408, "Request Timeout")
+        self.inbound.reject(408, "Request Timeout")
         self._finish("sbc")
 
     def _cancel_ring_timer(self) -> None:
@@ -418,7 +550,7 @@ class B2BCall:
         if self.ended is not None:
             return
         self.status, self.reason = status, reason
-        self.a.reject(status, reason, headers)
+        self.inbound.reject(status, reason, headers)
         self._finish("sbc")
 
     def _finish(self, by: str) -> None:
@@ -427,6 +559,8 @@ class B2BCall:
         self.ended = time.time()
         self.hangup_by = by
         self._cancel_ring_timer()
+        if self.transfer is not None:
+            self.transfer.abort()
         if self.stats is not None and self.status is not None:
             self.stats.final(self.info.from_trunk, self.status)
         self.host.spawn(self._cleanup())
@@ -447,12 +581,15 @@ class B2BCall:
                     log.exception("[%s] releasing a channel failed", self.call_id)
             await self._write_record()
         finally:
+            self.settled.set()
             # Let late messages (ACK, 2xx retransmissions, the callee's 487) still find the
             # legs for a while, then forget them.
             await asyncio.sleep(8 * self.host.timers.t1)
             self.a.close()
             if self.b is not None:
                 self.b.close()
+            for leg in self.gone:
+                leg.close()
             self.done.set()
             if self.on_end is not None:
                 self.on_end(self)
@@ -463,7 +600,7 @@ class B2BCall:
         end = self.ended or time.time()
         info = self.info
         record = CallRecord(
-            id=f"{self.call_id}:{self.a.tag}",
+            id=f"{self.call_id}:{self._a_tag}",
             call_id=self.call_id,
             start=self.started,
             caller=info.caller,
@@ -480,7 +617,8 @@ class B2BCall:
             duration=max(0.0, end - self.answer) if self.answer is not None else 0.0,
             pdd=(self.ring - self.started) if self.ring is not None else None,
             media_stats=json.dumps(self.media_stats) if self.media_stats else None,
-            extra={"caller_normalized": info.caller_normalized, "b_call_id": self.b.call_id if self.b else ""},
+            extra={"caller_normalized": info.caller_normalized, "b_call_id": self.b.call_id if self.b else "",
+                   **({"transferred_to": self.transferred_to} if self.transferred_to else {})},
         )
         try:
             await self.records.add(record)

@@ -12,12 +12,18 @@ UAS duties a B2BUA cannot skip: retransmitting its 2xx until the ACK (RFC 3261 �
 answering a CANCEL'ed INVITE with 487, and 481 for requests to a dialog it does not know.
 UAC duties: CANCEL only after a provisional response (§9.1), ACK every 2xx retransmission,
 answer digest challenges (§22.2) with a fresh branch and the next CSeq.
+
+Reliable provisionals (RFC 3262) are hop-by-hop: the outbound leg offers ``100rel`` and
+PRACKs the callee's reliable 1xx in its early dialog; the inbound leg sends its 1xx reliably
+when the caller asked for it (RSeq, retransmission until PRACK, a 2xx held back while a 1xx
+with SDP is unacknowledged).  The bookkeeping is :mod:`sipline.sip.b2bua.reliable`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -25,12 +31,20 @@ from typing import Protocol
 from ...runtime.endpoint import ClientCallbacks, Destination, Endpoint
 from ...sip.auth import DigestClient, parse_challenges
 from ...sip.auth.header import Credentials
+from ...sip.b2bua.reliable import (
+    ReliableReceiver,
+    ReliableSender,
+    parse_rack,
+    parse_rseq,
+    requires_100rel,
+    supports_100rel,
+)
 from ...sip.dialog import Dialog
 from ...sip.errors import ProtocolError, UsageError
 from ...sip.ids import IdSource
 from ...sip.message import NameAddr, Request, Response
 from ...sip.message.builders import cancel_for, make_request, response_to
-from ...sip.methods import ACK, BYE, CANCEL, INVITE, OPTIONS
+from ...sip.methods import ACK, BYE, CANCEL, INVITE, OPTIONS, PRACK
 from ...sip.timers import TimerConfig
 from ...sip.transaction.keys import TransactionKey
 from ...sip.transport import Peer
@@ -150,6 +164,16 @@ class InboundLeg:
         self.acked = False
         self._ok: Response | None = None
         self._timer: asyncio.TimerHandle | None = None
+        #: RFC 3262 state when the caller supports 100rel; None otherwise (the common case).
+        self._reliable: ReliableSender | None = None
+        if invite.headers.get("Supported") is not None or invite.headers.get("Require") is not None:
+            if supports_100rel(invite):
+                self._reliable = ReliableSender(
+                    required=requires_100rel(invite), supported=True, invite_cseq=invite.cseq.seq,
+                    first_rseq=zlib.crc32(host.ids.token(4).encode()))
+        self._prack_timers: dict[int, asyncio.TimerHandle] = {}
+        #: A 2xx waiting for the PRACK of a reliable 1xx with SDP (RFC 3262 §3).
+        self._deferred: tuple[bytes, Sequence[tuple[str, str]]] | None = None
         host.attach(self.call_id, self.tag, self)
 
     def _respond(self, status: int, reason: str | None, body: bytes, headers: Sequence[tuple[str, str]]) -> Response:
@@ -167,12 +191,68 @@ class InboundLeg:
         if self.final:
             return
         extra = [("Contact", str(self.host.contact(self.transport))), *headers]
+        reliable = self._reliable
+        if reliable is not None and reliable.wants_reliable(status, bool(sdp)):
+            extra.extend(reliable.send(bool(sdp)))
+            response = self._respond(status, reason, sdp, extra)
+            rseq = reliable.next_rseq - 1
+            self._arm_prack(response, rseq, self.host.timers.t1, 0.0)
+            return
         self._respond(status, reason, sdp, extra)
+
+    def _arm_prack(self, response: Response, rseq: int, interval: float, elapsed: float) -> None:
+        loop = asyncio.get_running_loop()
+        self._prack_timers[rseq] = loop.call_later(interval, self._resend_1xx, response, rseq, interval,
+                                                   elapsed + interval)
+
+    def _resend_1xx(self, response: Response, rseq: int, interval: float, elapsed: float) -> None:
+        """RFC 3262 §3: resend at T1, 2*T1, 4*T1 ... until PRACKed; give up after 64*T1."""
+        self._prack_timers.pop(rseq, None)
+        if self._reliable is None or not self._reliable.unacknowledged(rseq):
+            return
+        if self.final and self._deferred is None:  # answered or rejected: the 1xx is moot
+            return
+        if elapsed >= 64 * self.host.timers.t1:
+            log.info("[%s] no PRACK for reliable %d", self.call_id, response.status)
+            self._deferred, self.final = None, False
+            self.reject(504, "No PRACK")
+            self.sink(self, HungUp("PRACK-TIMEOUT"))
+            return
+        try:
+            self.host.endpoint.respond(self.key, response)
+        except UsageError:
+            return
+        self._arm_prack(response, rseq, 2 * interval, elapsed)
+
+    def _on_prack(self, request: Request, key: TransactionKey) -> None:
+        endpoint = self.host.endpoint
+        try:
+            rack = parse_rack(request.headers.get("RAck") or "")
+        except ProtocolError as exc:
+            endpoint.respond(key, response_to(request, 400, exc.reason[:60]))
+            return
+        if self._reliable is None or not self._reliable.acknowledge(rack):
+            endpoint.respond(key, response_to(request, 481, "No Such Provisional Response"))
+            return
+        endpoint.respond(key, response_to(request, 200))
+        timer = self._prack_timers.pop(rack.rseq, None)
+        if timer is not None:
+            timer.cancel()
+        if self._deferred is not None and not self._reliable.answer_blocked:
+            sdp, headers = self._deferred
+            self._deferred = None
+            self._send_answer(sdp, headers)
 
     def answer(self, sdp: bytes, headers: Sequence[tuple[str, str]] = ()) -> None:
         if self.final:
             return
         self.final = True
+        if self._reliable is not None and self._reliable.answer_blocked:
+            self._deferred = (sdp, headers)
+            return
+        self._send_answer(sdp, headers)
+
+    def _send_answer(self, sdp: bytes, headers: Sequence[tuple[str, str]]) -> None:
         extra = [("Contact", str(self.host.contact(self.transport))), *headers]
         ok = self._respond(200, "OK", sdp, extra)
         self.dialog = Dialog.uas(self.invite, ok)
@@ -219,11 +299,15 @@ class InboundLeg:
             self._timer = None
 
     def on_request(self, request: Request, key: TransactionKey) -> None:
+        if request.method == PRACK:
+            self._on_prack(request, key)
+            return
         _receive_in_dialog(self, request, key)
 
-    def request(self, method: str, body: bytes = b"", headers: Sequence[tuple[str, str]] = ()) -> asyncio.Future[Response]:
+    def request(self, method: str, body: bytes = b"", headers: Sequence[tuple[str, str]] = (),
+                content_type: str | None = None) -> asyncio.Future[Response]:
         assert self.dialog is not None
-        return _send_in_dialog(self.host, self.dialog, self.transport, method, body, headers)
+        return _send_in_dialog(self.host, self.dialog, self.transport, method, body, headers, content_type)
 
     def bye(self, headers: Sequence[tuple[str, str]] = ()) -> asyncio.Future[Response] | None:
         return _bye(self, self.dialog, self.transport, headers)
@@ -232,6 +316,9 @@ class InboundLeg:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        for timer in self._prack_timers.values():
+            timer.cancel()
+        self._prack_timers.clear()
         self.host.detach(self.call_id, self.tag)
 
 
@@ -260,13 +347,16 @@ class OutboundLeg:
         self._cancel_wanted = False
         self._credentials: Credentials | None = None
         self._ack: Request | None = None
+        #: Early dialogs (by the callee's tag) that reliable provisionals created, for PRACK.
+        self._early: dict[str, Dialog] = {}
+        self._rseqs = ReliableReceiver()
         host.attach(self.call_id, self.tag, self)
 
     def start(self, sdp: bytes, headers: Sequence[tuple[str, str]] = ()) -> None:
         self.invite = make_request(
             INVITE, self.uri, from_=self.from_, to=self.to, call_id=self.call_id, cseq=self.cseq,
             via=self.host.via(self.transport), contact=self.host.contact(self.transport),
-            headers=headers, body=sdp, content_type=SDP if sdp else None,
+            headers=[*headers, ("Supported", "100rel")], body=sdp, content_type=SDP if sdp else None,
         )
         self._send(self.invite)
 
@@ -289,7 +379,7 @@ class OutboundLeg:
                 self.provisional = True
                 if self._cancel_wanted:
                     self._send_cancel()
-                if status > 100:
+                if status > 100 and self._prack(invite, response):
                     self.sink(self, Provisional(status, response.reason, _sdp(response),
                                                 tuple(response.headers)))
             return
@@ -303,6 +393,33 @@ class OutboundLeg:
         self.final = True
         self.sink(self, Failed(status, response.reason, tuple(response.headers.get_all("Reason")),
                                tuple(response.headers)))
+
+    def _prack(self, invite: Request, response: Response) -> bool:
+        """PRACK a reliable 1xx (RFC 3262 §4); False for one to drop (retransmitted, out of
+        order).  A 1xx without RSeq, or without a usable tag, counts as unreliable."""
+        value = response.headers.get("RSeq")
+        if value is None or not requires_100rel(response):
+            return True
+        try:
+            rseq = parse_rseq(value)
+            tag = response.to.tag
+        except ProtocolError:
+            return True
+        if not tag:
+            return True
+        if not self._rseqs.accept(tag, rseq):
+            return False
+        dialog = self._early.get(tag)
+        if dialog is None:
+            try:
+                dialog = self._early[tag] = Dialog.uac(invite, response)
+            except (ProtocolError, UsageError):
+                return True
+        else:
+            dialog.receive_response(response)
+        _send_in_dialog(self.host, dialog, self.transport, PRACK, b"",
+                        [("RAck", f"{rseq} {invite.cseq.seq} {INVITE}")])
+        return True
 
     def _authorize(self, invite: Request, challenge: Response) -> bool:
         """Answer a 401/407 with a new INVITE (new branch, next CSeq); False to give up."""
@@ -329,6 +446,8 @@ class OutboundLeg:
         retry.headers.set("Authorization" if challenge.status == 401 else "Proxy-Authorization", str(creds))
         self.invite = retry
         self.provisional = False
+        self._early.clear()
+        self._rseqs = ReliableReceiver()
         self._send(retry)
         return True
 
@@ -338,11 +457,15 @@ class OutboundLeg:
             if self.dialog.id.remote_tag == tag and self._ack is not None:
                 self.host.endpoint.send_stateless(self._ack, Destination(self.peer))
             return
-        try:
-            dialog = Dialog.uac(invite, response)
-        except ProtocolError as exc:
-            log.info("[%s] unusable 2xx: %s", self.call_id, exc.reason)
-            return
+        dialog = self._early.get(tag)
+        if dialog is not None:  # the early dialog of a PRACKed 1xx: its CSeq goes on
+            dialog.receive_response(response)
+        else:
+            try:
+                dialog = Dialog.uac(invite, response)
+            except ProtocolError as exc:
+                log.info("[%s] unusable 2xx: %s", self.call_id, exc.reason)
+                return
         self.dialog = dialog
         self._ack = dialog.ack_for_2xx(invite, via=self.host.via(self.transport))
         self.host.endpoint.send_stateless(self._ack, Destination(self.peer))
@@ -386,9 +509,10 @@ class OutboundLeg:
     def on_ack(self, ack: Request) -> None:
         """ACK for a 2xx we sent to a relayed re-INVITE: nothing to do."""
 
-    def request(self, method: str, body: bytes = b"", headers: Sequence[tuple[str, str]] = ()) -> asyncio.Future[Response]:
+    def request(self, method: str, body: bytes = b"", headers: Sequence[tuple[str, str]] = (),
+                content_type: str | None = None) -> asyncio.Future[Response]:
         assert self.dialog is not None
-        return _send_in_dialog(self.host, self.dialog, self.transport, method, body, headers)
+        return _send_in_dialog(self.host, self.dialog, self.transport, method, body, headers, content_type)
 
     def bye(self, headers: Sequence[tuple[str, str]] = ()) -> asyncio.Future[Response] | None:
         return _bye(self, self.dialog, self.transport, headers)
@@ -425,6 +549,8 @@ def _dispatch_in_dialog(leg: InboundLeg | OutboundLeg, dialog: Dialog, request: 
         endpoint.respond(key, response_to(request, 200))
     elif method == ACK:
         return
+    elif method == PRACK:  # hop-by-hop: never relayed; ours are answered before the dialog
+        endpoint.respond(key, response_to(request, 481, "No Such Provisional Response"))
     else:
         def respond(status: int, reason: str, body: bytes, headers: Sequence[tuple[str, str]]) -> None:
             extra = list(headers)
@@ -440,13 +566,13 @@ def _dispatch_in_dialog(leg: InboundLeg | OutboundLeg, dialog: Dialog, request: 
 
 
 def _send_in_dialog(host: LegHost, dialog: Dialog, transport: str, method: str, body: bytes,
-                    headers: Sequence[tuple[str, str]]) -> asyncio.Future[Response]:
+                    headers: Sequence[tuple[str, str]], content_type: str | None = None) -> asyncio.Future[Response]:
     """Send ``method`` in ``dialog``; the future gets the final response (408/503 built locally
     on timeout or transport failure).  A 2xx to INVITE is ACKed here."""
     loop = asyncio.get_running_loop()
     done: asyncio.Future[Response] = loop.create_future()
     request = dialog.create_request(method, via=host.via(transport), headers=headers, body=body,
-                                    content_type=SDP if body else None)
+                                    content_type=content_type or (SDP if body else None))
 
     def on_response(response: Response) -> None:
         if response.status < 200 or done.done():

@@ -65,7 +65,9 @@ log = logging.getLogger("sipline.b2bua")
 
 #: The channel limit used to count channels on a trunk without a cap.
 UNLIMITED = 2**31 - 1
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE"
+#: How long stopping waits for ended calls to release their channels and write their records.
+STOP_SETTLE_TIMEOUT = 5.0
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, REFER, NOTIFY"
 
 
 def _weighted(rng: random.Random) -> Pick:
@@ -107,6 +109,8 @@ class SbcOptions:
     rtp_ports: tuple[int, int] = (20000, 29999)
     #: rtpengine's ng control address for media = "rtpengine".
     rtpengine: tuple[str, int] = ("127.0.0.1", 2223)
+    #: Built-in relay: hang up answered calls without RTP either way for this long; 0 = off.
+    media_timeout: float = 0.0
 
 
 class Sbc:
@@ -181,7 +185,7 @@ class Sbc:
             from ...media.relay import MediaRelay
 
             first, last = self.options.rtp_ports
-            self.relay = MediaRelay(address, PortAllocator(first, last))
+            self.relay = MediaRelay(address, PortAllocator(first, last), media_timeout=self.options.media_timeout)
         elif mode == "rtpengine":
             from ...media.rtpengine import RtpengineRelay
 
@@ -194,8 +198,19 @@ class Sbc:
             self.health.stop()
         if self.registrations is not None:
             await self.registrations.stop()
-        for call in list(self.calls.values()):
-            call.fail(503, "Service Unavailable", (("Retry-After", str(self.options.retry_after)),))
+        calls = list(self.calls.values())
+        for call in calls:
+            call.shut_down(self.options.retry_after)
+        # A restart must lose no call record: let every call release its channels and
+        # write its record before the remaining tasks (lingering legs) are cancelled.
+        settling = [asyncio.ensure_future(call.settled.wait()) for call in calls]
+        if settling:
+            _, pending = await asyncio.wait(settling, timeout=STOP_SETTLE_TIMEOUT)
+            for waiter in pending:
+                waiter.cancel()
+            if pending:
+                log.error("stopping with %d call(s) whose record was not written within %.0f s",
+                          len(pending), STOP_SETTLE_TIMEOUT)
         for task in list(self._tasks):
             task.cancel()
         if self.relay is not None and hasattr(self.relay, "close"):
@@ -371,7 +386,7 @@ class Sbc:
     def on_cancel(self, cancel: Request, invite_key: TransactionKey, origin: Origin) -> None:
         call = self.calls.get(invite_key)
         if call is not None:
-            call.a.on_cancel()
+            call.inbound.on_cancel()
         else:
             self._cancelled.add(invite_key)
 
@@ -440,12 +455,12 @@ class Sbc:
                        records=self.storage.records if self.storage else None, acquire=self.acquire,
                        sdp_address=self.address, ring_timeout=self.options.ring_timeout,
                        on_end=lambda c: self._forget(key), on_host_failure=self._host_failed,
-                       media=media, stats=self.stats)
+                       media=media, stats=self.stats, transfers=self)
         self.calls[key] = call
         self._pending.discard(key)
         if key in self._cancelled:
             self._cancelled.discard(key)
-            call.a.on_cancel()
+            call.inbound.on_cancel()
             return
         try:
             await self._setup(call, request, origin)
@@ -552,6 +567,49 @@ class Sbc:
 
     def _challenge(self, call: B2BCall, challenges: list[str]) -> None:
         call.fail(407, "Proxy Authentication Required", [("Proxy-Authenticate", c) for c in challenges])
+
+    # -- transfers (see .transfer) -------------------------------------------------------------
+
+    def refer_policy(self, trunk_name: str | None) -> str:
+        """The ``refer`` policy of a call side's trunk; sides without a trunk (DIDs to users
+        or URIs) may not transfer: their new calls would be placed on the operator's trunks."""
+        trunk = self._trunk(trunk_name)
+        return trunk.refer if trunk is not None else "reject"
+
+    def _number_plan(self, trunk_name: str | None) -> tuple[NumberPlan, NumberFormat]:
+        trunk = self._trunk(trunk_name)
+        if trunk is None:
+            return NumberPlan(), NumberFormat()
+        return self.plan(trunk.plan), trunk.format
+
+    def refer_number(self, number: str, from_trunk: str | None, to_trunk: str | None) -> str:
+        """A Refer-To number as the side receiving the passed REFER writes numbers."""
+        plan, _ = self._number_plan(from_trunk)
+        e164 = to_e164(number, plan, self._parser)
+        if e164 is None:
+            return number
+        to_plan, fmt = self._number_plan(to_trunk)
+        return from_e164(e164, fmt, to_plan) or e164
+
+    async def transfer_targets(self, call: B2BCall, target: Any, side: str) -> tuple[list[Target], tuple[int, str]]:
+        """Where a transfer from ``side`` to ``target`` (a Refer-To URI) goes: the targets, or
+        none and the status for the final NOTIFY."""
+        number = number_of(NameAddr(target))
+        name = call.trunk_of(side)
+        plan, _ = self._number_plan(name)
+        e164 = to_e164(number, plan, self._parser) if number else None
+        if e164 is None:
+            return [], (484, "Address Incomplete")
+        trunk = self._trunk(name)
+        if isinstance(trunk, CustomerTrunk) and not trunk.may_call(e164):
+            return [], (403, "Destination Not Allowed")
+        info = call.info
+        shown = info.caller_normalized if side == "b" else info.callee_normalized
+        if self.trunks.did_for(e164) is not None:
+            targets = await self._did_targets(call.invite, e164, shown or None, plan)
+        else:
+            targets = await self._carrier_targets(call.invite, e164, shown or None, plan)
+        return targets, (404, "Not Found")
 
     # -- targets --------------------------------------------------------------------------------
 

@@ -24,11 +24,13 @@ added                     the trunk's ``add`` headers
 ========================  ====================================================
 
 SDP keeps its media addresses until media is anchored (the relay rewrites ``c=``/``m=``),
-but :func:`scrub_sdp` rewrites the ``o=`` line (user name, address) and ``s=`` at once.
+but :func:`scrub_sdp` writes our own ``o=`` line (an :class:`OriginWriter` per side: own
+session id, version bumped on change) and ``s=`` at once.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,7 +40,7 @@ from ..message.address import NameAddr, parse_name_addr
 from ..message.headers import canonical_key
 from ..message.model import Message
 from ..message.uri import SipURI, TelURI
-from ..sdp import parse_sdp
+from ..sdp import Origin, SessionDescription, parse_sdp
 
 __all__ = [
     "HeaderPolicy",
@@ -52,6 +54,7 @@ __all__ = [
     "number_of",
     "privacy_requested",
     "scrub_sdp",
+    "OriginWriter",
     "limit_rejection",
     "ANONYMOUS",
 ]
@@ -212,21 +215,60 @@ def rewrite_diversion(values: Iterable[str], translate: Callable[[str], str | No
 
 # -- SDP ------------------------------------------------------------------------------------
 
-def scrub_sdp(body: bytes, address: str, *, username: str = "-", session_name: str = "-") -> bytes:
-    """``body`` with the ``o=`` user name and address and the ``s=`` line replaced.
+class OriginWriter:
+    """The ``o=`` line of the SDP we write towards one peer (RFC 8866 §5.2, RFC 3264 §8).
 
-    Session id and version are kept: the far side compares versions across re-offers
-    (RFC 3264 §8).  A body that does not parse as SDP is returned unchanged for the caller
-    to refuse or relay.
+    Why our own: the other side's ``o=`` names its software (user name), its address and its
+    session id, so copying it leaks topology; and once the SBC writes SDP to a peer it *is*
+    that peer's session partner, which must keep one session id for the whole call and bump
+    the version exactly when the description changes (RFC 3264 §8: an unchanged re-offer
+    repeats the version, a changed one increments it by one).  One writer per side of a
+    call; the session id comes from the caller (an :class:`~sipline.sip.ids.IdSource`
+    token), so this stays pure.
+    """
+
+    __slots__ = ("session_id", "version", "_last")
+
+    def __init__(self, token: str) -> None:
+        #: Digits derived from ``token``: opaque to the peer, stable for the call.
+        self.session_id = str(int(hashlib.sha1(token.encode()).hexdigest()[:12], 16))
+        #: Version of the last description written (0 before the first).
+        self.version = 0
+        self._last: bytes | None = None
+
+    def stamp(self, sdp: SessionDescription, address: str, *, username: str = "-",
+              session_name: str = "-") -> bytes:
+        """``sdp`` with our ``o=`` and ``s=``; the version moves only when the rest changed."""
+        addr_type = "IP6" if ":" in address else "IP4"
+        body = sdp.replace(origin=Origin(username, self.session_id, 0, address, "IN", addr_type),
+                           session_name=session_name)
+        content = bytes(body)
+        if content != self._last:
+            self.version += 1
+            self._last = content
+        # Written once with version 0 to compare; the version goes into the o= line by text.
+        marker = f" {self.session_id} 0 IN ".encode()
+        return content.replace(marker, f" {self.session_id} {self.version} IN ".encode(), 1)
+
+
+def scrub_sdp(body: bytes, address: str, *, origin: OriginWriter | None = None, username: str = "-",
+              session_name: str = "-") -> bytes:
+    """``body`` with the ``o=`` line and the ``s=`` line replaced.
+
+    With ``origin`` (the writer of the side the SDP goes to) the ``o=`` line is entirely
+    ours: session id and version of that side, nothing of the sender left.  Without it the
+    sender's session id and version are kept (one-off use, no session to track).  A body
+    that does not parse as SDP is returned unchanged for the caller to refuse or relay.
     """
     try:
         sdp = parse_sdp(body)
     except ProtocolError:
         return body
+    if origin is not None:
+        return origin.stamp(sdp, address, username=username, session_name=session_name)
     addr_type = "IP6" if ":" in address else "IP4"
-    origin = sdp.origin
-    new_origin = type(origin)(username, origin.session_id, origin.session_version, address,
-                              origin.net_type, addr_type)
+    old = sdp.origin
+    new_origin = Origin(username, old.session_id, old.session_version, address, old.net_type, addr_type)
     return bytes(sdp.replace(origin=new_origin, session_name=session_name))
 
 

@@ -135,6 +135,13 @@ class DigestAccount:
 
 
 CallerIdMode = Literal["pass", "fixed", "pai"]
+#: What a REFER (call transfer, RFC 3515) from a trunk's side does.
+ReferPolicy = Literal["terminate", "pass", "reject"]
+_REFER_POLICIES = ("terminate", "pass", "reject")
+_REFER_HELP = ("REFER (call transfer) from this trunk: terminate (sipline performs the transfer: "
+               "202, NOTIFY progress, a new call to the Refer-To target through routing, the "
+               "other party bridged to it), pass (relayed to the other leg with Refer-To and "
+               "Referred-By rewritten to our address) or reject (403).")
 PrivacyMode = Literal["pass", "none", "id"]
 
 
@@ -189,9 +196,10 @@ class CarrierTrunk:
     headers: HeaderPolicy = _opt(help="Header policy towards this carrier.", factory=HeaderPolicy)
     media_bypass: bool = _opt(False, help="Leave media out of the relay: SDP addresses pass "
                               "unchanged (the carrier reaches the caller directly).")
+    refer: ReferPolicy = _opt("terminate", help=_REFER_HELP)
 
     def __post_init__(self) -> None:
-        _check_common(self.name, self.max_channels, self.max_cps, self.cps_burst)
+        _check_common(self.name, self.max_channels, self.max_cps, self.cps_burst, self.refer)
         if not self.hosts:
             raise TrunkConfigError("a carrier trunk needs at least one host", key=self.name)
         if self.up_threshold < 1 or self.down_threshold < 1:
@@ -227,6 +235,7 @@ class CarrierTrunk:
                 down_threshold=int(table.get("down_threshold", 3)),
                 headers=HeaderPolicy.from_toml(table.get("headers", {})),
                 media_bypass=_flag(table.get("media_bypass", False), "media_bypass"),
+                refer=str(table.get("refer", "terminate")),  # type: ignore[arg-type]  # checked
             )
         except TrunkConfigError as exc:
             raise TrunkConfigError(exc.problem, key=_join(key, _field_key(exc, table))) from None
@@ -256,9 +265,10 @@ class CustomerTrunk:
     headers: HeaderPolicy = _opt(help="Header policy towards this customer.", factory=HeaderPolicy)
     media_bypass: bool = _opt(False, help="Leave media out of the relay for calls of this "
                               "trunk: SDP addresses pass unchanged.")
+    refer: ReferPolicy = _opt("terminate", help=_REFER_HELP)
 
     def __post_init__(self) -> None:
-        _check_common(self.name, self.max_channels, self.max_cps, self.cps_burst)
+        _check_common(self.name, self.max_channels, self.max_cps, self.cps_burst, self.refer)
         if not self.acl and self.auth is None:
             raise TrunkConfigError("a customer trunk needs an acl or a digest user", key=self.name)
 
@@ -294,6 +304,7 @@ class CustomerTrunk:
                 contact=str(table.get("contact", "")),
                 headers=HeaderPolicy.from_toml(table.get("headers", {})),
                 media_bypass=_flag(table.get("media_bypass", False), "media_bypass"),
+                refer=str(table.get("refer", "terminate")),  # type: ignore[arg-type]  # checked
             )
         except TrunkConfigError as exc:
             raise TrunkConfigError(exc.problem, key=_join(key, _field_key(exc, table))) from None
@@ -416,9 +427,11 @@ class TrunkSet:
         return cls(tuple(carriers), tuple(customers), tuple(parsed))
 
 
-def _check_common(name: str, channels: int, cps: float, burst: float) -> None:
+def _check_common(name: str, channels: int, cps: float, burst: float, refer: str) -> None:
     if not name or any(c.isspace() for c in name):
         raise TrunkConfigError(f"bad trunk name {name!r}")
+    if refer not in _REFER_POLICIES:
+        raise TrunkConfigError(f"refer must be terminate, pass or reject, not {refer!r}", key="refer")
     if channels < 0 or cps < 0 or burst < 0:
         raise TrunkConfigError("max_channels, max_cps and cps_burst must not be negative", key=name)
 
@@ -450,7 +463,7 @@ def _account(table: Mapping[str, Any]) -> DigestAccount | None:
 
 
 _COMMON_KEYS = frozenset({"name", "kind", "username", "password", "realm", "numbers", "format",
-                          "max_channels", "max_cps", "cps_burst", "headers", "media_bypass"})
+                          "max_channels", "max_cps", "cps_burst", "headers", "media_bypass", "refer"})
 _CARRIER_KEYS = _COMMON_KEYS | {"hosts", "domain", "register", "register_expires", "caller_id", "codecs",
                                 "options_interval", "options_timeout", "up_threshold", "down_threshold"}
 _CUSTOMER_KEYS = _COMMON_KEYS | {"acl", "allowed_destinations", "contact"}

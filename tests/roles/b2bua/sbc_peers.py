@@ -92,6 +92,8 @@ class Script:
     statuses: Sequence[int] = (180, 200)
     challenge: bool = False
     reason: str | None = None
+    #: Send 1xx (other than 100) reliably (RFC 3262) and go on only after their PRACK.
+    reliable: bool = False
 
 
 @dataclass
@@ -104,6 +106,9 @@ class Carrier:
     tag: str = "carrier-tag"
     invites: dict[str, Request] = field(default_factory=dict)
     task: asyncio.Task[None] | None = None
+    rseq: int = 7
+    #: What is left of the script while a reliable 1xx waits for its PRACK.
+    waiting: tuple[Request, tuple[str, int], list[int]] | None = None
     digest: DigestServer = field(default_factory=lambda: DigestServer(
         "carrier.example", NonceFactory(b"k" * 32, 60), algorithms=("MD5",)))
 
@@ -138,18 +143,37 @@ class Carrier:
                 self._reply(req, 407, addr, headers=[("Proxy-Authenticate", str(c)) for c in challenges])
                 return
             self.invites[req.call_id] = req
-            for status in self.script.statuses:
-                body = CARRIER_SDP.encode() if status in (183, 200) else b""
-                extra = [("Reason", self.script.reason)] if self.script.reason and status >= 300 else []
-                self._reply(req, status, addr, body=body, content_type="application/sdp" if body else None,
-                            headers=extra)
+            self._play(req, addr, list(self.script.statuses))
+        elif req.method == "PRACK":
+            self._reply(req, 200, addr)
+            if self.waiting is not None:
+                invite, where, rest = self.waiting
+                self.waiting = None
+                self._play(invite, where, rest)
         elif req.method == "CANCEL":
             self._reply(req, 200, addr)
             invite = self.invites.get(req.call_id)
             if invite is not None:
                 self._reply(invite, 487, addr)
-        elif req.method in ("BYE", "INVITE", "UPDATE", "INFO"):
+        elif req.method in ("BYE", "INVITE", "UPDATE", "INFO", "NOTIFY"):
             self._reply(req, 200, addr)
+        elif req.method == "REFER":
+            self._reply(req, 202, addr)
+
+    def _play(self, req: Request, addr: tuple[str, int], statuses: list[int]) -> None:
+        while statuses:
+            status = statuses.pop(0)
+            body = CARRIER_SDP.encode() if status in (183, 200) else b""
+            extra = [("Reason", self.script.reason)] if self.script.reason and status >= 300 else []
+            reliable = self.script.reliable and 100 < status < 200
+            if reliable:
+                extra += [("Require", "100rel"), ("RSeq", str(self.rseq))]
+                self.rseq += 1
+            self._reply(req, status, addr, body=body, content_type="application/sdp" if body else None,
+                        headers=extra)
+            if reliable:
+                self.waiting = (req, addr, statuses)
+                return
 
     def _authorized(self, req: Request) -> bool:
         for value in req.headers.get_all("Proxy-Authorization"):

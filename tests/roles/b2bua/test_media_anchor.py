@@ -26,7 +26,7 @@ DE = NumberPlan(region="DE")
 ANY = (ipaddress.ip_network("127.0.0.0/8"),)
 
 
-async def setup(peers: Any, run_sbc: Any, *, codecs: tuple[str, ...] = (), ports: tuple[int, int] = (42000, 42099),
+async def setup(peers: Any, run_sbc: Any, *, codecs: tuple[str, ...] = (), ports: tuple[int, int] = (21000, 21099),
                 bypass: bool = False) -> tuple[RawPeer, Carrier, Any, int]:
     pbx: RawPeer = peers("pbx")
     pbx.start()
@@ -51,7 +51,7 @@ async def test_sdp_points_at_the_relay_on_both_legs(peers: Any, run_sbc: Any) ->
     offer, answer = parse_sdp(b_invite.body), parse_sdp(ok.body)
     for sdp in (offer, answer):
         assert sdp.connection is not None and sdp.connection.address == HOST
-        assert 42000 <= sdp.media[0].port <= 42099
+        assert 21000 <= sdp.media[0].port <= 21099
     assert offer.media[0].port != answer.media[0].port
     assert b"40000" not in b_invite.body and b"50000" not in ok.body
     assert sbc.relay.in_use == 2
@@ -100,7 +100,7 @@ async def test_allowed_codecs_trim_the_offer(peers: Any, run_sbc: Any) -> None:
 
 @pytest.mark.timeout(30)
 async def test_exhausted_port_pool_is_503(peers: Any, run_sbc: Any) -> None:
-    pbx, far, sbc, port = await setup(peers, run_sbc, ports=(42200, 42203))  # one call's worth
+    pbx, far, sbc, port = await setup(peers, run_sbc, ports=(21200, 21203))  # one call's worth
     pbx.send(pbx_invite(pbx, port, "030123", call_id="c1", branch="z9hG4bKm1"), (HOST, port))
     await pbx.expect(lambda m: isinstance(m, Response) and m.call_id == "c1" and m.status == 200)
     pbx.send(pbx_invite(pbx, port, "030123", call_id="c2", branch="z9hG4bKm2"), (HOST, port))
