@@ -98,7 +98,7 @@ def _ip_checksum(header: bytes) -> int:
 # ----------------------------------------------------------------------------- servers
 
 
-def sipline_config(uas_port: int, media: str) -> str:
+def sipline_config(uas_port: int, media: str, workers: int = 1) -> str:
     sbc = {"media": media, "health_checks": False, "rtp_port_min": 20000, "rtp_port_max": 29999}
     extra = ("[sbc]\n" + "".join(f"{k} = {harness.toml_value(v)}\n" for k, v in sbc.items()) + "\n"
              + harness.toml_tables("trunks", [
@@ -108,7 +108,9 @@ def sipline_config(uas_port: int, media: str) -> str:
                   "numbers": {"region": "DE"}},
              ]) + "\n"
              + harness.toml_tables("routes", [{"prefix": "+49", "carrier": "uas"}]))
-    return harness.sipline_config(log_level="warning", drain_timeout=1.0, extra=extra)
+    # ``workers`` is a top-level key: it must come before the first [table].
+    head = f"workers = {workers}\n" if workers > 1 else ""
+    return head + harness.sipline_config(log_level="warning", drain_timeout=1.0, extra=extra)
 
 
 def start_sippy(workdir: Path, uas_port: int, timeout: float = 20.0) -> harness.Server:
@@ -131,11 +133,11 @@ def start_sippy(workdir: Path, uas_port: int, timeout: float = 20.0) -> harness.
     return server
 
 
-def start_server(kind: str, workdir: Path, uas_port: int) -> harness.Server:
+def start_server(kind: str, workdir: Path, uas_port: int, workers: int = 1) -> harness.Server:
     if kind == "sippy":
         return start_sippy(workdir, uas_port)
     media = "relay" if kind == "sipline-relay" else "off"
-    return harness.start_sipline(workdir, config=sipline_config(uas_port, media))
+    return harness.start_sipline(workdir, config=sipline_config(uas_port, media, workers))
 
 
 def relayed_packets(workdir: Path) -> tuple[int, int] | None:
@@ -169,7 +171,7 @@ def bench_server(kind: str, args: argparse.Namespace, root: Path) -> Outcome:
     uas_port = harness.free_port()
     print(f"{kind}:", flush=True)
     relay = kind == "sipline-relay"
-    server = start_server(kind, workdir / "server", uas_port)
+    server = start_server(kind, workdir / "server", uas_port, args.workers)
     steps: list[harness.LoadStep] = []
     note = ""
     with harness.running(server):
@@ -221,8 +223,9 @@ LABELS = {
 def table(outcomes: dict[str, Outcome], args: argparse.Namespace) -> str:
     title = (f"B2BUA, UDP, SIPp uac_call -> server -> uas_answer, calls held {args.call_ms} ms, "
              f"{args.seconds:g} s steps x{args.factor:g} from {args.start:g}/s, "
-             f"{os.cpu_count()} cores, one server process each, "
-             f"Python {platform.python_version()}")
+             f"{os.cpu_count()} cores, "
+             + ("one server process each, " if args.workers <= 1 else f"sipline workers = {args.workers}, ")
+             + f"Python {platform.python_version()}")
     sippy = outcomes.get("sippy")
     lines = ["| server | media | max calls/s (<0.1% failed) | server CPU ms per call "
              "| calls/s vs sippy |", "|---|---|---:|---:|---:|"]
@@ -269,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="failed-call ratio a step may reach (default 0.001 = 0.1%%)")
     parser.add_argument("--budget", type=float, default=900,
                         help="upper bound in seconds on one server's whole search")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="sipline worker processes (workers = N in its config; sippy is unaffected)")
     parser.add_argument("--keep", action="store_true", help="keep the logs directory")
     parser.add_argument("--write", action="store_true", help="append the table to bench/RESULTS.md")
     args = parser.parse_args(argv)

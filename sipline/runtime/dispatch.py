@@ -41,7 +41,7 @@ import socket
 import zlib
 from dataclasses import dataclass, field
 
-__all__ = ["WorkerGroup", "Control", "owner_of", "encode_relay", "decode_relay", "encode_control",
+__all__ = ["WorkerGroup", "Control", "owner_of", "call_id_owner", "encode_relay", "decode_relay", "encode_control",
            "decode_control", "current", "set_current", "MAX_RELAY"]
 
 # Call-ID or its compact form "i", at the start of a header line (RFC 3261 §7.3.3, §20.8).
@@ -118,7 +118,15 @@ def owner_of(data: bytes, count: int) -> int | None:
     found = _CALL_ID.search(data)
     if found is None:
         return None
-    return zlib.crc32(found.group(1)) % count
+    return call_id_owner(found.group(1), count)
+
+
+def call_id_owner(call_id: bytes | str, count: int) -> int:
+    """The worker owning a Call-ID: the one hash every worker agrees on.  Exposed so that a
+    worker originating a call (the SBC's outbound legs) can pick a Call-ID it owns itself;
+    a ``str`` is encoded the way messages are serialized."""
+    raw = call_id.encode("utf-8", "surrogateescape") if isinstance(call_id, str) else call_id
+    return zlib.crc32(raw) % count
 
 
 def encode_relay(data: bytes, peer: tuple[str, int], local_port: int) -> bytes:

@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...runtime import dispatch
 from ...runtime.endpoint import Endpoint
 from ...runtime.ids import SecureIdSource
 from ...runtime.transport import Origin, TransportManager
@@ -57,6 +58,7 @@ from ...storage.models import compute_ha1
 from .call import B2BCall, CallInfo, Release, Target
 from .e164 import complete_plan, parse_e164
 from .legs import InboundLeg, OutboundLeg
+from .owned_ids import owned_ids
 from .stats import StatsBook
 
 __all__ = ["Sbc", "SbcOptions", "UNLIMITED"]
@@ -119,7 +121,11 @@ class Sbc:
     def __init__(self, options: SbcOptions, *, storage: Storage | None = None) -> None:
         self.options = options
         self.trunks = options.trunks
-        self.ids: IdSource = SecureIdSource()
+        # Worker mode: the Call-IDs we originate must hash to this worker (see owned_ids).
+        group = dispatch.current()
+        #: This process's worker index and the number of workers (0, 1 without workers).
+        self.worker = (group.index, group.count) if group is not None else (0, 1)
+        self.ids: IdSource = owned_ids(SecureIdSource(), *self.worker)
         self.timers = options.timers
         self.retry_after = options.retry_after
         self.storage = storage
@@ -166,7 +172,9 @@ class Sbc:
             for spec in self.options.listen:
                 self.listening.append(await self.endpoint.transports.listen(spec.transport, spec.host, spec.port))
         self._start_media()
-        if any(t.auth is not None and t.auth.register for t in self.trunks.carriers):
+        # One binding per trunk: every worker registering the same Contact under its own
+        # Call-ID would make the carrier's registrar replace the binding on every refresh.
+        if self.worker[0] == 0 and any(t.auth is not None and t.auth.register for t in self.trunks.carriers):
             from .register import CarrierRegistrations
 
             self.registrations = CarrierRegistrations(self)
